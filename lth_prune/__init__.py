@@ -1,4 +1,64 @@
-"""lth_prune: lottery-ticket pruning for PyTorch, as a ``torch.nn.utils.prune`` plugin."""
+"""lth_prune: lottery-ticket pruning for PyTorch, as a ``torch.nn.utils.prune`` plugin.
+
+Example:
+    >>> import torch.nn.utils.prune as prune
+    >>> import lth_prune
+    >>> model = lth_prune.models.get("lenet300_100", input_shape=(1, 8, 8))
+    >>> rewinder = lth_prune.register_rewind_hooks(model)
+    >>> prune.global_unstructured(lth_prune.prunable(model),
+    ...                           pruning_method=lth_prune.LotteryTicket, amount=0.2)
+    >>> rewinder.rewind()
+    >>> round(lth_prune.sparsity(model), 4)
+    0.2
+"""
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from lth_prune import models
+from lth_prune.masks import (
+    LayerSparsity,
+    collapse_masks,
+    get_masks,
+    load_pruned_state_dict,
+    set_masks,
+    sparsity,
+    sparsity_report,
+)
+from lth_prune.methods import (
+    LotteryTicket,
+    PruningRates,
+    lottery_ticket_unstructured,
+    prunable,
+    prune_layerwise,
+)
+from lth_prune.rewind import Rewinder, register_rewind_hooks, rewind
+from lth_prune.tickets import load_ticket, save_ticket
+
+__all__ = [
+    "__version__",
+    # pruning methods (torch.nn.utils.prune plugins) and their functional twins
+    "LotteryTicket",
+    "lottery_ticket_unstructured",
+    # choosing what to prune, and pruning at per-layer rates
+    "prunable",
+    "PruningRates",
+    "prune_layerwise",
+    # rewinding
+    "Rewinder",
+    "register_rewind_hooks",
+    "rewind",
+    # masks and sparsity
+    "LayerSparsity",
+    "sparsity",
+    "sparsity_report",
+    "get_masks",
+    "set_masks",
+    "collapse_masks",
+    "load_pruned_state_dict",
+    # tickets on disk
+    "save_ticket",
+    "load_ticket",
+    # model zoo
+    "models",
+]

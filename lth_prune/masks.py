@@ -1,0 +1,201 @@
+"""Masks: how sparse a model is, reading and setting its masks, and keeping them lean."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.nn.utils.prune as prune
+from torch import Tensor, nn
+
+from lth_prune import hygiene
+from lth_prune.methods import _prunable_named
+
+__all__ = [
+    "LayerSparsity",
+    "collapse_masks",
+    "get_masks",
+    "load_pruned_state_dict",
+    "set_masks",
+    "sparsity",
+    "sparsity_report",
+]
+
+
+@dataclass(frozen=True)
+class LayerSparsity:
+    """One row of :func:`sparsity_report`.
+
+    Attributes:
+        name: the layer's dotted name in the model.
+        shape: the weight's shape.
+        total: number of weights.
+        remaining: number of weights not pruned by the mask.
+        fraction_remaining: ``remaining / total``, in [0, 1].
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    total: int
+    remaining: int
+    fraction_remaining: float
+
+
+def sparsity_report(model: nn.Module) -> list[LayerSparsity]:
+    """Per convolution and linear layer: name, shape, total, remaining and fraction remaining.
+
+    Args:
+        model: any module; layers that are not pruned count as fully remaining.
+
+    Returns:
+        One :class:`LayerSparsity` per layer, in module order.
+
+    Example:
+        >>> net = torch.nn.Linear(10, 10)
+        >>> _ = torch.nn.utils.prune.random_unstructured(net, "weight", amount=25)
+        >>> sparsity_report(net)[0].remaining
+        75
+    """
+    rows = []
+    for name, module in _prunable_named(model, (), "sparsity_report()"):
+        weight = module._parameters.get("weight_orig", module._parameters.get("weight"))
+        mask = module._buffers.get("weight_mask")
+        total = weight.numel()
+        remaining = total if mask is None else int(torch.count_nonzero(mask))
+        rows.append(LayerSparsity(name, tuple(weight.shape), total, remaining, remaining / total))
+    return rows
+
+
+def sparsity(model: nn.Module) -> float:
+    """The fraction of the model's convolution and linear weights that are pruned by a mask.
+
+    Args:
+        model: any module.
+
+    Returns:
+        A float in [0, 1]; 0.0 for a model with no mask (or no prunable layer).
+
+    Example:
+        >>> net = torch.nn.Linear(10, 10)
+        >>> _ = torch.nn.utils.prune.random_unstructured(net, "weight", amount=0.2)
+        >>> sparsity(net)
+        0.2
+    """
+    rows = sparsity_report(model)
+    total = sum(row.total for row in rows)
+    return 0.0 if total == 0 else sum(row.total - row.remaining for row in rows) / total
+
+
+def get_masks(model: nn.Module) -> dict[str, Tensor]:
+    """The boolean weight mask of every pruned convolution and linear layer, by dotted name.
+
+    Example:
+        >>> net = torch.nn.Linear(4, 4)
+        >>> _ = torch.nn.utils.prune.random_unstructured(net, "weight", amount=3)
+        >>> get_masks(net)["weight"].dtype
+        torch.bool
+    """
+    return {
+        _join(name, "weight"): module._buffers["weight_mask"].detach().to(torch.bool).clone()
+        for name, module in _prunable_named(model, (), "get_masks()")
+        if "weight_mask" in module._buffers
+    }
+
+
+def set_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> None:
+    """Give the named weights exactly these masks, pruning dense layers through torch's API.
+
+    Unlike pruning, this replaces a layer's mask: it is how a ticket's mask is put on another
+    model (a fresh initialization, a loaded checkpoint).
+
+    Args:
+        model: any module.
+        masks: masks by dotted weight name (``"fc1.weight"``), as :func:`get_masks` returns;
+            any dtype, nonzero meaning kept.
+
+    Raises:
+        ValueError: if a name is not a convolution or linear weight of ``model`` or a mask's
+            shape differs from the weight's.
+    """
+    targets = {_join(name, "weight"): module for name, module in _prunable_named(model, (), "set_masks()")}
+    for key, mask in masks.items():
+        if key not in targets:
+            raise ValueError(
+                f"set_masks(): masks has a key that is not a prunable weight of the model, got "
+                f"{key!r}; prunable weights are {sorted(targets)}."
+            )
+        module = targets[key]
+        weight = module._parameters.get("weight_orig", module._parameters.get("weight"))
+        if tuple(mask.shape) != tuple(weight.shape):
+            raise ValueError(
+                f"set_masks(): the mask for {key} must have shape {tuple(weight.shape)}, got "
+                f"{tuple(mask.shape)}."
+            )
+    for key, mask in masks.items():
+        module = targets[key]
+        if "weight_mask" in module._buffers:
+            module._buffers["weight_mask"].copy_(mask != 0)
+        else:
+            weight = module._parameters["weight"]
+            prune.custom_from_mask(module, "weight", (mask != 0).to(weight.dtype).to(weight.device))
+        hygiene.refresh(module, "weight")
+        hygiene.collapse(module)
+
+
+def collapse_masks(model: nn.Module) -> None:
+    """Keep one mask per pruned tensor: drop the per-round copies torch's pruning hooks hold.
+
+    ``torch.nn.utils.prune`` stacks a ``CustomFromMask`` per round, each holding a view of that
+    round's whole (global) mask. Only the ``<name>_mask`` buffer is ever read again, so the
+    stack is replaced by a single hook that holds no tensor; behaviour is unchanged. The rewind
+    hooks, :func:`lth_prune.prunable` and rewinding do this for you.
+
+    Example:
+        >>> net = torch.nn.Linear(4, 4)
+        >>> for _ in range(3):
+        ...     _ = torch.nn.utils.prune.random_unstructured(net, "weight", amount=0.2)
+        >>> collapse_masks(net)
+        >>> len(net._forward_pre_hooks)
+        1
+    """
+    for module in model.modules():
+        hygiene.collapse(module)
+
+
+def load_pruned_state_dict(
+    model: nn.Module, state_dict: Mapping[str, Tensor], strict: bool = True
+) -> None:
+    """Load a pruned model's ``state_dict`` (``weight_orig`` / ``weight_mask``) into ``model``.
+
+    Layers that are pruned in ``state_dict`` but dense in ``model`` are first given torch's
+    pruning reparametrisation, so a fresh model takes a pruned checkpoint directly.
+
+    Args:
+        model: a model of the same architecture, pruned or not.
+        state_dict: what ``pruned_model.state_dict()`` returned.
+        strict: passed to :meth:`torch.nn.Module.load_state_dict`.
+
+    Raises:
+        RuntimeError: as ``load_state_dict`` does, for missing, unexpected or mis-shaped keys.
+    """
+    modules = dict(model.named_modules())
+    for key in state_dict:
+        if not key.endswith("_mask"):
+            continue
+        prefix, _, tensor_name = key[: -len("_mask")].rpartition(".")
+        module = modules.get(prefix)
+        if (
+            module is not None
+            and key[: -len("_mask")] + "_orig" in state_dict
+            and isinstance(module._parameters.get(tensor_name), Tensor)
+        ):
+            prune.identity(module, tensor_name)
+    model.load_state_dict(state_dict, strict=strict)
+    for module in model.modules():
+        for name in hygiene.pruned_names(module):
+            hygiene.refresh(module, name)
+        hygiene.collapse(module)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name

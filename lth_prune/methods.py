@@ -1,0 +1,399 @@
+"""Pruning methods: :class:`LotteryTicket` and layer-wise pruning at the paper's rates.
+
+:class:`LotteryTicket` is a :class:`torch.nn.utils.prune.BasePruningMethod`, so it is used the
+standard way::
+
+    prune.global_unstructured(lth_prune.prunable(model),
+                              pruning_method=lth_prune.LotteryTicket, amount=0.2)
+
+or per layer through :meth:`LotteryTicket.apply` and :func:`lottery_ticket_unstructured`.
+"""
+from __future__ import annotations
+
+import fnmatch
+import numbers
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence, Union
+
+import torch
+import torch.nn.utils.prune as prune
+from torch import Tensor, nn
+from torch.nn.modules.conv import _ConvNd
+
+from lth_prune import hygiene
+
+__all__ = [
+    "LotteryTicket",
+    "PruningRates",
+    "lottery_ticket_unstructured",
+    "prunable",
+    "prune_layerwise",
+]
+
+Amount = Union[int, float]
+ModuleOrName = Union[str, nn.Module]
+
+
+class LotteryTicket(prune.BasePruningMethod):
+    """Magnitude pruning for lottery tickets: prune the unpruned weights of smallest ``|w|``.
+
+    Only entries that are still unpruned (``default_mask == 1``) are ranked, so round after
+    round a float ``amount`` is a fraction of what remains, exactly ``round(amount *
+    remaining)`` more weights are pruned, and a pruned weight never comes back. Ties in
+    magnitude are broken by position: the entry with the lower flat index is pruned first.
+
+    Args:
+        amount: a float in [0, 1], the fraction of the still-unpruned weights to prune, or a
+            non-negative int, the number of still-unpruned weights to prune.
+
+    Raises:
+        TypeError: if ``amount`` is not an int or a float.
+        ValueError: if ``amount`` is a float outside [0, 1] or a negative int.
+
+    Example:
+        >>> import torch.nn.utils.prune as prune
+        >>> layer = torch.nn.Linear(10, 10)
+        >>> prune.global_unstructured([(layer, "weight")], pruning_method=LotteryTicket, amount=0.2)
+        >>> int((layer.weight_mask == 0).sum())
+        20
+    """
+
+    PRUNING_TYPE = "unstructured"
+
+    def __init__(self, amount: Amount) -> None:
+        _validate_amount(amount, "LotteryTicket()")
+        self.amount = amount
+
+    def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
+        """Return ``default_mask`` with the smallest-magnitude unpruned entries of ``t`` zeroed.
+
+        Args:
+            t: importance scores (the weights, or scores given by the caller), any shape.
+            default_mask: the current mask, same shape as ``t``; entries equal to 0 are already
+                pruned and are neither ranked nor counted.
+
+        Returns:
+            The new mask, same shape and dtype as ``default_mask``.
+
+        Raises:
+            ValueError: if ``amount`` is an int larger than the number of unpruned entries.
+        """
+        mask = default_mask.clone(memory_format=torch.contiguous_format)
+        alive = (default_mask != 0).reshape(-1)
+        remaining = int(alive.sum())
+        to_prune = _count_to_prune(self.amount, remaining, "LotteryTicket.compute_mask()")
+        if to_prune == 0:
+            return mask
+        alive_index = alive.nonzero().squeeze(1)
+        scores = t.detach().reshape(-1)[alive_index].abs()
+        mask.view(-1)[alive_index[_smallest(scores, to_prune)]] = 0
+        return mask
+
+    @classmethod
+    def apply(  # type: ignore[override]
+        cls,
+        module: nn.Module,
+        name: str,
+        amount: Amount,
+        importance_scores: Tensor | None = None,
+    ) -> LotteryTicket:
+        """Prune ``module.<name>`` in place, on top of any earlier pruning of that tensor.
+
+        Args:
+            module: the module that holds the tensor.
+            name: the parameter's name in ``module``, e.g. ``"weight"``.
+            amount: fraction in [0, 1] of the still-unpruned entries, or their number (int).
+            importance_scores: scores ranked instead of the weights, same shape as the tensor.
+
+        Returns:
+            The pruning method now attached to ``module`` as a forward pre-hook.
+
+        Raises:
+            TypeError: if ``module`` is not an ``nn.Module`` or ``amount`` has the wrong type.
+            ValueError: if ``name`` is not a parameter of ``module`` or ``amount`` is out of
+                range.
+        """
+        _validate_amount(amount, "LotteryTicket.apply()")
+        _validate_target(module, name, "LotteryTicket.apply()")
+        return super().apply(module, name, amount=amount, importance_scores=importance_scores)
+
+
+@dataclass(frozen=True)
+class PruningRates:
+    """Per-layer pruning rates, by layer type and by name, as the paper prunes its networks.
+
+    Frankle & Carbin (2019) prune convolutions at 10-15 %, fully connected layers at 20 % and
+    the output layer at half the fully connected rate, each round.
+
+    Args:
+        conv: fraction in [0, 1] of each convolution's unpruned weights to prune.
+        linear: fraction in [0, 1] of each hidden fully connected layer's unpruned weights.
+        output: fraction for the output layer (the model's last ``nn.Linear``); ``None`` means
+            half of ``linear``.
+        by_name: rates for named layers (dotted module names or ``fnmatch`` patterns such as
+            ``"features.*"``); they override the rates by type.
+
+    Example:
+        >>> PruningRates(conv=0.15).rate_for("fc", torch.nn.Linear(2, 2), is_output=True)
+        0.1
+    """
+
+    conv: float = 0.1
+    linear: float = 0.2
+    output: float | None = None
+    by_name: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for arg in ("conv", "linear", "output"):
+            value = getattr(self, arg)
+            if value is not None or arg != "output":
+                _validate_fraction(value, f"PruningRates(): {arg}")
+        for pattern, value in self.by_name.items():
+            if not isinstance(pattern, str):
+                raise TypeError(f"PruningRates(): by_name keys must be str, got {pattern!r}.")
+            _validate_fraction(value, f"PruningRates(): by_name[{pattern!r}]")
+
+    def rate_for(self, name: str, module: nn.Module, is_output: bool) -> float:
+        """The rate for one layer: a ``by_name`` match first, then the output, conv or fc rate.
+
+        Args:
+            name: the layer's dotted name in the model.
+            module: the layer.
+            is_output: whether the layer is the model's output layer.
+
+        Returns:
+            The fraction in [0, 1] of the layer's unpruned weights to prune.
+        """
+        for pattern, rate in self.by_name.items():
+            if name == pattern or fnmatch.fnmatchcase(name, pattern):
+                return float(rate)
+        if is_output:
+            return self.linear / 2 if self.output is None else self.output
+        return self.conv if isinstance(module, _ConvNd) else self.linear
+
+
+def lottery_ticket_unstructured(
+    module: nn.Module, name: str, amount: Amount, importance_scores: Tensor | None = None
+) -> nn.Module:
+    """Prune ``module.<name>`` by magnitude, among its unpruned entries (functional twin).
+
+    Args:
+        module: the module that holds the tensor.
+        name: the parameter's name in ``module``, e.g. ``"weight"``.
+        amount: fraction in [0, 1] of the still-unpruned entries, or their number (int).
+        importance_scores: scores ranked instead of the weights, same shape as the tensor.
+
+    Returns:
+        ``module``, pruned in place (``<name>_orig`` and ``<name>_mask`` added).
+
+    Example:
+        >>> layer = lottery_ticket_unstructured(torch.nn.Linear(10, 10), "weight", amount=30)
+        >>> int(layer.weight_mask.sum())
+        70
+    """
+    LotteryTicket.apply(module, name, amount, importance_scores=importance_scores)
+    return module
+
+
+def prunable(
+    model: nn.Module, exclude: Iterable[ModuleOrName] = ()
+) -> list[tuple[nn.Module, str]]:
+    """The ``(module, "weight")`` pairs of every convolution and linear layer, in module order.
+
+    This is the ``parameters`` argument that ``prune.global_unstructured`` expects. It also
+    brings the models' masked weights up to date (``weight = weight_orig * weight_mask``, which
+    torch recomputes only on a forward pass) so that pruning ranks the latest trained values,
+    and collapses the per-round masks torch keeps (see :func:`lth_prune.collapse_masks`).
+
+    Args:
+        model: any module.
+        exclude: layers to leave out, as modules or dotted names; a name also excludes
+            everything below it (``"classifier"`` excludes ``"classifier.0"``).
+
+    Returns:
+        A list of ``(module, "weight")`` pairs.
+
+    Raises:
+        TypeError: if ``model`` is not an ``nn.Module`` or an exclusion is neither a name nor
+            a module.
+        ValueError: if an excluded name or module is not part of ``model``.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+        >>> [type(m).__name__ for m, _ in prunable(net, exclude=["2"])]
+        ['Linear']
+    """
+    targets = _prunable_named(model, exclude, "prunable()")
+    for _, module in targets:
+        hygiene.refresh(module, "weight")
+    return [(module, "weight") for _, module in targets]
+
+
+def prune_layerwise(
+    model: nn.Module,
+    rates: PruningRates | float,
+    *,
+    exclude: Iterable[ModuleOrName] = (),
+    pruning_method: type[prune.BasePruningMethod] = LotteryTicket,
+) -> dict[str, float]:
+    """Prune every convolution and linear layer of ``model`` at its own rate.
+
+    Each layer loses ``round(rate * remaining)`` of its unpruned weights, where ``rate`` comes
+    from ``rates`` (see :class:`PruningRates`).
+
+    Args:
+        model: any module.
+        rates: the rates; a float prunes every layer at that rate.
+        exclude: layers to leave out, as modules or dotted names.
+        pruning_method: a ``BasePruningMethod`` subclass whose ``apply`` takes ``amount``.
+
+    Returns:
+        The rate used for each pruned layer, by dotted name.
+
+    Raises:
+        TypeError: if ``rates`` is neither a :class:`PruningRates` nor a float.
+        ValueError: if a ``by_name`` entry of ``rates`` names no prunable layer.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(),
+        ...                           torch.nn.Linear(2, 10), torch.nn.Linear(10, 10))
+        >>> prune_layerwise(net, PruningRates(conv=0.1, linear=0.2))
+        {'0': 0.1, '2': 0.2, '3': 0.1}
+    """
+    if isinstance(rates, numbers.Real) and not isinstance(rates, bool):
+        _validate_fraction(rates, "prune_layerwise(): rates")
+        rates = PruningRates(conv=float(rates), linear=float(rates), output=float(rates))
+    if not isinstance(rates, PruningRates):
+        raise TypeError(
+            f"prune_layerwise(): rates must be a PruningRates or a float, got {rates!r}."
+        )
+    targets = _prunable_named(model, exclude, "prune_layerwise()")
+    names = [name for name, _ in targets]
+    for pattern in rates.by_name:
+        if not any(name == pattern or fnmatch.fnmatchcase(name, pattern) for name in names):
+            raise ValueError(
+                f"prune_layerwise(): rates.by_name key {pattern!r} matches no prunable layer; "
+                f"prunable layers are {names}."
+            )
+    output = _output_layer(model)
+    used: dict[str, float] = {}
+    for name, module in targets:
+        rate = rates.rate_for(name, module, is_output=module is output)
+        hygiene.refresh(module, "weight")
+        pruning_method.apply(module, "weight", amount=rate)
+        hygiene.collapse(module)
+        used[name] = rate
+    return used
+
+
+def _prunable_named(
+    model: nn.Module, exclude: Iterable[ModuleOrName], caller: str
+) -> list[tuple[str, nn.Module]]:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{caller}: model must be an nn.Module, got {type(model).__name__}.")
+    if isinstance(exclude, (str, nn.Module)):
+        exclude = [exclude]
+    named = dict(model.named_modules())
+    by_identity = {id(module): name for name, module in named.items()}
+    excluded: list[str] = []
+    for item in exclude:
+        if isinstance(item, str):
+            if item not in named:
+                raise ValueError(
+                    f"{caller}: exclude names a module that is not in the model, got {item!r}; "
+                    f"prunable layers are {[n for n, m in named.items() if _is_prunable(m)]}."
+                )
+            excluded.append(item)
+        elif isinstance(item, nn.Module):
+            if id(item) not in by_identity:
+                raise ValueError(
+                    f"{caller}: exclude holds a module that is not part of the model, got "
+                    f"{type(item).__name__}."
+                )
+            excluded.append(by_identity[id(item)])
+        else:
+            raise TypeError(
+                f"{caller}: exclude must hold module names or modules, got {item!r}."
+            )
+    return [
+        (name, module)
+        for name, module in named.items()
+        if _is_prunable(module) and not any(_is_within(name, prefix) for prefix in excluded)
+    ]
+
+
+def _is_prunable(module: nn.Module) -> bool:
+    return isinstance(module, (_ConvNd, nn.Linear)) and (
+        "weight_orig" in module._parameters or isinstance(module._parameters.get("weight"), Tensor)
+    )
+
+
+def _is_within(name: str, prefix: str) -> bool:
+    return prefix == "" or name == prefix or name.startswith(prefix + ".")
+
+
+def _output_layer(model: nn.Module) -> nn.Module | None:
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    return linears[-1] if linears else None
+
+
+def _smallest(scores: Tensor, count: int) -> Tensor:
+    """Indices of the ``count`` smallest scores; ties go to the lower index, in O(n)."""
+    if count >= scores.numel():
+        return torch.arange(scores.numel(), device=scores.device)
+    # A NaN weight has no magnitude; ranking it last (as a sort would) keeps the count exact.
+    scores = torch.nan_to_num(scores, nan=float("inf"))
+    # kthvalue is a selection, not a sort; the tie rule is applied by hand below so the
+    # result does not depend on the sorting algorithm or the device.
+    threshold = scores.kthvalue(count).values
+    below = (scores < threshold).nonzero().squeeze(1)
+    ties = (scores == threshold).nonzero().squeeze(1)
+    return torch.cat([below, ties[: count - below.numel()]])
+
+
+def _count_to_prune(amount: Amount, remaining: int, caller: str) -> int:
+    if isinstance(amount, numbers.Integral):
+        if amount > remaining:
+            raise ValueError(
+                f"{caller}: amount must be at most the number of unpruned weights ({remaining}), "
+                f"got {amount}."
+            )
+        return int(amount)
+    # Python's round, as torch.nn.utils.prune uses, so counts agree with torch's own methods.
+    return round(float(amount) * remaining)
+
+
+def _validate_amount(amount: object, caller: str) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
+        raise TypeError(
+            f"{caller}: amount must be a float in [0, 1] or a non-negative int, got "
+            f"{amount!r} of type {type(amount).__name__}."
+        )
+    if isinstance(amount, numbers.Integral):
+        if amount < 0:
+            raise ValueError(f"{caller}: amount must be a non-negative int, got {amount}.")
+    elif not 0.0 <= float(amount) <= 1.0:
+        raise ValueError(f"{caller}: amount must be a float in [0, 1], got {amount}.")
+
+
+def _validate_fraction(value: object, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be a float in [0, 1], got {value!r}.")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{what} must be a float in [0, 1], got {value}.")
+
+
+def _validate_target(module: object, name: object, caller: str) -> None:
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"{caller}: module must be an nn.Module, got {type(module).__name__}.")
+    if not isinstance(name, str):
+        raise TypeError(f"{caller}: name must be a str, got {name!r}.")
+    pruned = name + "_orig" in module._parameters
+    if not pruned and not isinstance(module._parameters.get(name), Tensor):
+        available: Sequence[str] = [
+            key.removesuffix("_orig") for key, value in module._parameters.items() if value is not None
+        ]
+        raise ValueError(
+            f"{caller}: name must be a parameter of {type(module).__name__} (one of "
+            f"{list(available)}), got {name!r}."
+        )

@@ -1,0 +1,119 @@
+"""Saving and loading a ticket: its masks and its rewind point, in one ``weights_only`` file."""
+from __future__ import annotations
+
+import os
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+from lth_prune.masks import get_masks, set_masks
+from lth_prune.methods import _prunable_named
+from lth_prune.rewind import _REWINDERS, Rewinder, _tensors, register_rewind_hooks
+
+__all__ = ["load_ticket", "save_ticket"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+_FORMAT = "lth_prune.ticket"
+_VERSION = 1
+
+
+def save_ticket(model: nn.Module, path: PathLike, rewinder: Rewinder | None = None) -> None:
+    """Write ``model``'s masks (as bool) and rewind point to ``path``.
+
+    The file holds only tensors, strings and ints, so ``torch.load(path, weights_only=True)``
+    reads it.
+
+    Args:
+        model: a model with rewind hooks (or pass ``rewinder``); pruned or not.
+        path: where to write; written to a temporary file first, then renamed.
+        rewinder: the rewind point's holder; default: the model's registered rewind hooks.
+
+    Raises:
+        RuntimeError: if there is no rewind point to save.
+    """
+    rewinder = rewinder if rewinder is not None else _REWINDERS.get(model)
+    if rewinder is None:
+        raise RuntimeError(
+            "save_ticket(): model has no rewind point; call lth_prune.register_rewind_hooks(model) "
+            "before training, or pass rewinder=."
+        )
+    payload = {
+        "format": _FORMAT,
+        "version": _VERSION,
+        "masks": get_masks(model),
+        "rewind_point": rewinder.rewind_point,
+        "rewind_step": rewinder.rewind_step,
+    }
+    temporary = f"{os.fspath(path)}.tmp"
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def load_ticket(
+    model: nn.Module, path: PathLike, map_location: str | torch.device | None = None
+) -> Rewinder:
+    """Put a saved ticket on ``model``: its masks, and its weights at the rewind point.
+
+    The ticket's masks replace any masks ``model`` has; the model is rewound to the ticket's
+    rewind point, ready to train; and new rewind hooks hold that rewind point.
+
+    Args:
+        model: a model of the architecture the ticket was found on.
+        path: a file written by :func:`save_ticket`.
+        map_location: passed to :func:`torch.load`; default: the model's device.
+
+    Returns:
+        The :class:`Rewinder` registered on ``model``.
+
+    Raises:
+        ValueError: if the file is not a ticket, or its masks or rewind point do not match the
+            model's layers and shapes (checked before anything is changed).
+    """
+    if map_location is None:
+        first = next(iter(model.parameters()), None)
+        map_location = first.device if first is not None else "cpu"
+    payload: Any = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise ValueError(f"load_ticket(): path must be a ticket saved by save_ticket(), got {path!r}.")
+    masks, state = payload["masks"], payload["rewind_point"]
+    _check_ticket(model, masks, state, path)
+    set_masks(model, masks)
+    rewinder = register_rewind_hooks(model)
+    rewinder.set_rewind_point(state)
+    rewinder.rewind_step = int(payload["rewind_step"])
+    rewinder.rewind()
+    return rewinder
+
+
+def _check_ticket(model: nn.Module, masks: dict, state: dict, path: PathLike) -> None:
+    weights = {
+        (f"{name}.weight" if name else "weight"): module._parameters.get(
+            "weight_orig", module._parameters.get("weight")
+        )
+        for name, module in _prunable_named(model, (), "load_ticket()")
+    }
+    for key, mask in masks.items():
+        if key not in weights:
+            raise ValueError(
+                f"load_ticket(): the ticket in {path!r} masks {key!r}, which is not a prunable "
+                f"weight of the model; the model has {sorted(weights)}."
+            )
+        if tuple(mask.shape) != tuple(weights[key].shape):
+            raise ValueError(
+                f"load_ticket(): {key} has shape {tuple(weights[key].shape)} in the model but "
+                f"{tuple(mask.shape)} in the ticket {path!r}."
+            )
+    current = {key: value for key, value, _ in _tensors(model)}
+    missing, unexpected = sorted(set(current) - set(state)), sorted(set(state) - set(current))
+    if missing or unexpected:
+        raise ValueError(
+            f"load_ticket(): the ticket's rewind point in {path!r} does not match the model: "
+            f"missing {missing}, unexpected {unexpected}."
+        )
+    for key, value in current.items():
+        if tuple(value.shape) != tuple(state[key].shape):
+            raise ValueError(
+                f"load_ticket(): {key} has shape {tuple(value.shape)} in the model but "
+                f"{tuple(state[key].shape)} in the ticket {path!r}."
+            )

@@ -1,0 +1,155 @@
+"""Name -> model builder registry, in the style of timm's ``register_model``.
+
+Names are matched case-insensitively and with ``-`` and ``_`` ignored, so ``"LeNet-300-100"``,
+``"lenet_300_100"`` and ``"lenet300_100"`` all reach the same builder. Every built-in model takes
+the keyword arguments ``num_classes`` and ``input_shape``; the validators that enforce that contract
+(and the dry run that sizes a flattened feature map) live here so that all models report bad
+arguments the same way.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, TypeVar
+
+import torch
+from torch import nn
+
+__all__ = ["get", "names", "register_model"]
+
+BuilderT = TypeVar("BuilderT", bound=Callable[..., nn.Module])
+
+# Normalized name -> (canonical name, builder). The canonical name is what names() reports.
+_REGISTRY: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
+
+
+def register_model(name: str) -> Callable[[BuilderT], BuilderT]:
+    """Register a model class or builder function under ``name``.
+
+    Args:
+        name: canonical name reported by :func:`names`. Lookups ignore case, ``-`` and ``_``, so
+            two names that differ only in those count as the same name.
+
+    Returns:
+        A decorator that records the builder and returns it unchanged.
+
+    Raises:
+        TypeError: if ``name`` is not a str, or the decorated object is not callable.
+        ValueError: if ``name`` is empty or already registered (after normalization).
+
+    Example:
+        >>> from torch import nn
+        >>> @register_model("tiny_mlp_example")
+        ... def tiny_mlp(*, num_classes: int = 10) -> nn.Module:
+        ...     return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))
+        >>> get("Tiny-MLP-Example", num_classes=3)[-1].out_features
+        3
+    """
+    key = _normalize("register_model", name)
+    if key in _REGISTRY:
+        raise ValueError(
+            f"register_model(): name must not already be registered, got {name!r} "
+            f"(taken by {_REGISTRY[key][0]!r})."
+        )
+
+    def decorator(builder: BuilderT) -> BuilderT:
+        if not callable(builder):
+            raise TypeError(
+                f"register_model(): the decorated object must be callable, "
+                f"got {type(builder).__name__}."
+            )
+        # Checked again because two decorators may have been created before either was applied.
+        if key in _REGISTRY:
+            raise ValueError(
+                f"register_model(): name must not already be registered, got {name!r} "
+                f"(taken by {_REGISTRY[key][0]!r})."
+            )
+        _REGISTRY[key] = (name, builder)
+        return builder
+
+    return decorator
+
+
+def names() -> list[str]:
+    """List the canonical names of every registered model.
+
+    Returns:
+        The names, sorted alphabetically.
+
+    Example:
+        >>> "conv2" in names()
+        True
+    """
+    return sorted(canonical for canonical, _ in _REGISTRY.values())
+
+
+def get(name: str, **kwargs: Any) -> nn.Module:
+    """Build the model registered under ``name``.
+
+    Args:
+        name: a registered name; case, ``-`` and ``_`` are ignored (``"Conv-2"`` is ``"conv2"``).
+        **kwargs: passed to the builder, e.g. ``num_classes`` and ``input_shape`` (C, H, W).
+
+    Returns:
+        A freshly initialized model.
+
+    Raises:
+        TypeError: if ``name`` is not a str.
+        ValueError: if no model is registered under ``name``; the message lists the valid names.
+
+    Example:
+        >>> model = get("LeNet-300-100", num_classes=10, input_shape=(1, 28, 28))
+        >>> type(model).__name__
+        'LeNet300_100'
+    """
+    key = _normalize("get", name)
+    if key not in _REGISTRY:
+        raise ValueError(
+            f"get(): unknown model {name!r}; valid names are: {', '.join(names())}."
+        )
+    return _REGISTRY[key][1](**kwargs)
+
+
+def _normalize(caller: str, name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"{caller}(): name must be a str, got {type(name).__name__}.")
+    key = name.lower().replace("-", "").replace("_", "")
+    if not key:
+        raise ValueError(
+            f"{caller}(): name must contain a character other than '-' and '_', got {name!r}."
+        )
+    return key
+
+
+def _validate_num_classes(caller: str, num_classes: object) -> int:
+    # numbers.Integral admits numpy integers (common in configs); bool is an int but never a count.
+    if not isinstance(num_classes, numbers.Integral) or isinstance(num_classes, bool):
+        raise TypeError(
+            f"{caller}(): num_classes must be an int, got {type(num_classes).__name__}."
+        )
+    if num_classes < 2:
+        raise ValueError(f"{caller}(): num_classes must be >= 2, got {num_classes}.")
+    return int(num_classes)
+
+
+def _validate_input_shape(caller: str, input_shape: object) -> tuple[int, int, int]:
+    expectation = "a (C, H, W) tuple of 3 positive ints"
+    # A list is accepted because shapes read back from JSON or YAML configs arrive as lists.
+    if not isinstance(input_shape, (tuple, list)):
+        raise TypeError(
+            f"{caller}(): input_shape must be {expectation}, got {type(input_shape).__name__}."
+        )
+    if any(
+        not isinstance(side, numbers.Integral) or isinstance(side, bool) for side in input_shape
+    ):
+        raise TypeError(f"{caller}(): input_shape must be {expectation}, got {input_shape!r}.")
+    if len(input_shape) != 3 or any(side < 1 for side in input_shape):
+        raise ValueError(f"{caller}(): input_shape must be {expectation}, got {input_shape!r}.")
+    channels, height, width = (int(side) for side in input_shape)
+    return channels, height, width
+
+
+def _flattened_size(features: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    # A dry run on one zero image is exact for any stack of convs and pools, where closed-form
+    # arithmetic would have to be kept in step with every layer's stride, padding and ceil_mode.
+    with torch.no_grad():
+        return int(features(torch.zeros(1, *input_shape)).numel())

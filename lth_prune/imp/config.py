@@ -1,0 +1,290 @@
+"""The experiment's settings: :class:`ExperimentConfig`, its validation and the paper's presets."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import numbers
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+__all__ = ["CONTROLS", "PRESETS", "REWIND_MODES", "ExperimentConfig"]
+
+REWIND_MODES = ("init", "step", "lr", "finetune")
+CONTROLS = ("random_reinit", "random_pruning")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+DECAYS = ("constant", "cosine", "step")
+PRUNING_MODES = ("layerwise", "global")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Every setting of an iterative magnitude pruning (IMP) experiment.
+
+    The defaults are the quick built-in run: LeNet-300-100 on scikit-learn's digits at the
+    paper's rates (fully connected 20 %, output 10 % per round), with the random
+    re-initialization control. ``ExperimentConfig.preset(name)`` gives the paper's settings.
+
+    Args:
+        model: a name from :func:`lth_prune.models.names`.
+        dataset: a name from :func:`lth_prune.data.dataset_names`.
+        data_dir: where to look for the data set's files first.
+        optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
+        lr: peak learning rate.
+        momentum: SGD momentum.
+        weight_decay: weight decay of the optimizer.
+        batch_size: training batch size.
+        epochs: training length per round in epochs; used when ``iterations`` is ``None``.
+        iterations: training length per round in optimizer steps.
+        warmup: optimizer steps of linear learning-rate warm-up.
+        decay: learning-rate decay after warm-up: ``"constant"``, ``"cosine"`` or ``"step"``.
+        rounds: pruning rounds; the run has ``rounds + 1`` levels (level 0 is dense).
+        pruning: ``"layerwise"`` (each layer at its own rate) or ``"global"`` (one ranking).
+        rate: fraction of remaining weights pruned per round: the fully connected rate when
+            layer-wise, the overall rate when global.
+        conv_rate: the convolution rate when layer-wise.
+        output_rate: the output layer's rate when layer-wise; ``None`` is ``rate / 2``.
+        exclude: layer names never pruned.
+        rewind: ``"init"`` (to initialization), ``"step"`` (to ``rewind_step``, late
+            rewinding), ``"lr"`` (keep weights, replay the learning-rate schedule) or
+            ``"finetune"`` (keep weights, train at the schedule's final learning rate).
+        rewind_step: the optimizer step rewound to when ``rewind="step"``.
+        one_shot: prune to each level's sparsity in one step from the dense trained network
+            instead of iteratively.
+        controls: any of ``"random_reinit"`` (the ticket's mask on a fresh initialization) and
+            ``"random_pruning"`` (a random mask with the ticket's per-layer sparsity).
+        seeds: one IMP run per seed; results give the mean and spread.
+        val_size: examples held out of the training set for validation (int) or a fraction;
+            ``None`` uses the data set's default.
+        limit: cap on training examples (for quick runs); ``None`` uses all.
+        augment: random crop and flip of training batches; ``None`` means on for CIFAR-10.
+        eval_every: optimizer steps between validation evaluations; ``None`` is once an epoch.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    """
+
+    model: str = "lenet300_100"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    optimizer: str = "adam"
+    lr: float = 1.2e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 60
+    epochs: float = 10.0
+    iterations: int | None = None
+    warmup: int = 0
+    decay: str = "constant"
+    rounds: int = 12
+    pruning: str = "layerwise"
+    rate: float = 0.2
+    conv_rate: float = 0.1
+    output_rate: float | None = None
+    exclude: tuple[str, ...] = ()
+    rewind: str = "init"
+    rewind_step: int = 0
+    one_shot: bool = False
+    controls: tuple[str, ...] = ("random_reinit",)
+    seeds: tuple[int, ...] = (0,)
+    val_size: float | None = None
+    limit: int | None = None
+    augment: bool | None = None
+    eval_every: int | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("exclude", "controls", "seeds"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, tuple(value))
+        _validate(self)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> ExperimentConfig:
+        """The settings of a named preset (see :data:`PRESETS`), with ``overrides`` applied.
+
+        Raises:
+            ValueError: if ``name`` is not a preset (the message lists them) or an override
+                is not a valid setting.
+
+        Example:
+            >>> ExperimentConfig.preset("conv2-cifar10").iterations
+            20000
+        """
+        if name not in PRESETS:
+            raise ValueError(
+                f"ExperimentConfig.preset(): name must be one of {sorted(PRESETS)}, got {name!r}."
+            )
+        return cls.from_dict({**PRESETS[name], **overrides})
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ExperimentConfig:
+        """Build a config from a mapping (e.g. a run's ``config.json``), rejecting unknown keys.
+
+        Raises:
+            ValueError: if a key is not a setting.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"ExperimentConfig: unknown settings {unknown}; valid settings are {sorted(known)}."
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready values (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def replace(self, **changes: Any) -> ExperimentConfig:
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def run_name(self) -> str:
+        """``<model>-<dataset>-<hash>``: the hash covers only settings that differ from the
+        defaults, so adding a new setting later never renames existing runs.
+
+        Example:
+            >>> ExperimentConfig().run_name()
+            'lenet300_100-digits-default'
+        """
+        defaults = ExperimentConfig()
+        changed = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("device", "data_dir") and getattr(self, f.name) != getattr(defaults, f.name)
+        }
+        if not changed:
+            suffix = "default"
+        else:
+            text = json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in sorted(changed.items())})
+            suffix = hashlib.sha256(text.encode()).hexdigest()[:10]
+        return f"{self.model}-{self.dataset}-{suffix}"
+
+
+# The paper's settings (Frankle & Carbin 2019, Figure 2) and the original Network study.
+PRESETS: dict[str, dict[str, Any]] = {
+    "lenet-digits": {},
+    "lenet-mnist": dict(
+        model="lenet300_100", dataset="mnist", optimizer="adam", lr=1.2e-3, batch_size=60,
+        iterations=50_000, rate=0.2, output_rate=0.1, val_size=5000, rounds=20,
+        eval_every=1000,
+    ),
+    "lenet-fashion-mnist": dict(
+        model="lenet300_100", dataset="fashion-mnist", optimizer="adam", lr=1.2e-3, batch_size=60,
+        iterations=50_000, rate=0.2, output_rate=0.1, val_size=5000, rounds=20,
+        eval_every=1000,
+    ),
+    "conv2-cifar10": dict(
+        model="conv2", dataset="cifar10", optimizer="adam", lr=2e-4, batch_size=60,
+        iterations=20_000, conv_rate=0.1, rate=0.2, output_rate=0.1, val_size=5000, rounds=20,
+        augment=False, eval_every=1000,
+    ),
+    "conv4-cifar10": dict(
+        model="conv4", dataset="cifar10", optimizer="adam", lr=3e-4, batch_size=60,
+        iterations=25_000, conv_rate=0.1, rate=0.2, output_rate=0.1, val_size=5000, rounds=20,
+        augment=False, eval_every=1000,
+    ),
+    "conv6-cifar10": dict(
+        model="conv6", dataset="cifar10", optimizer="adam", lr=3e-4, batch_size=60,
+        iterations=30_000, conv_rate=0.15, rate=0.2, output_rate=0.1, val_size=5000, rounds=20,
+        augment=False, eval_every=1000,
+    ),
+    "network-cifar10": dict(
+        model="network", dataset="cifar10", optimizer="sgd", lr=0.008, momentum=0.9,
+        batch_size=128, epochs=10.0, pruning="global", rate=0.2, rounds=5, val_size=5000,
+        augment=True, controls=("random_reinit", "random_pruning"),
+    ),
+}
+
+
+def _validate(config: ExperimentConfig) -> None:
+    from lth_prune.data import dataset_names
+    from lth_prune.models import names as model_names
+
+    _choice(config, "model", model_names(), normalize=True)
+    _choice(config, "dataset", dataset_names(), normalize=True)
+    _choice(config, "optimizer", OPTIMIZERS)
+    _choice(config, "decay", DECAYS)
+    _choice(config, "pruning", PRUNING_MODES)
+    _choice(config, "rewind", REWIND_MODES)
+    for name in ("lr", "epochs"):
+        _number(config, name, low=0.0, low_open=True)
+    for name in ("momentum", "rate", "conv_rate"):
+        _number(config, name, low=0.0, high=1.0)
+    _number(config, "weight_decay", low=0.0)
+    _integer(config, "batch_size", low=1)
+    _integer(config, "rounds", low=0)
+    _integer(config, "warmup", low=0)
+    _integer(config, "rewind_step", low=0)
+    for name, low in (("iterations", 1), ("limit", 1), ("eval_every", 1)):
+        if getattr(config, name) is not None:
+            _integer(config, name, low=low)
+    if config.output_rate is not None:
+        _number(config, "output_rate", low=0.0, high=1.0)
+    if config.val_size is not None:
+        _number(config, "val_size", low=0.0, low_open=True)
+    for control in config.controls:
+        if control not in CONTROLS:
+            raise ValueError(
+                f"ExperimentConfig: controls must hold names from {list(CONTROLS)}, got {control!r}."
+            )
+    if not config.seeds or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in config.seeds):
+        raise ValueError(f"ExperimentConfig: seeds must be a non-empty list of ints, got {list(config.seeds)!r}.")
+    if len(set(config.seeds)) != len(config.seeds):
+        raise ValueError(f"ExperimentConfig: seeds must be distinct, got {list(config.seeds)!r}.")
+    if config.rewind == "step" and config.rewind_step < 1:
+        raise ValueError(
+            f"ExperimentConfig: rewind_step must be >= 1 when rewind='step', got {config.rewind_step}."
+        )
+    if config.rewind != "step" and config.rewind_step != 0:
+        raise ValueError(
+            f"ExperimentConfig: rewind_step is only used with rewind='step', got rewind={config.rewind!r} "
+            f"and rewind_step={config.rewind_step}."
+        )
+    if config.iterations is not None and config.rewind_step >= config.iterations:
+        raise ValueError(
+            f"ExperimentConfig: rewind_step must be smaller than iterations ({config.iterations}), "
+            f"got {config.rewind_step}."
+        )
+    if config.one_shot and config.rewind in ("lr", "finetune"):
+        raise ValueError(
+            f"ExperimentConfig: one_shot needs a rewind to weights (rewind='init' or 'step'), got {config.rewind!r}."
+        )
+    if not isinstance(config.device, str) or not (
+        config.device in ("auto", "cpu", "cuda", "mps") or config.device.startswith("cuda:")
+    ):
+        raise ValueError(
+            f"ExperimentConfig: device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {config.device!r}."
+        )
+
+
+def _normalized(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def _choice(config: ExperimentConfig, name: str, valid: tuple[str, ...] | list[str], normalize: bool = False) -> None:
+    value = getattr(config, name)
+    if normalize and isinstance(value, str):
+        found = value in valid or _normalized(value) in {_normalized(v) for v in valid}
+    else:
+        found = value in valid
+    if not isinstance(value, str) or not found:
+        raise ValueError(f"ExperimentConfig: {name} must be one of {list(valid)}, got {value!r}.")
+
+
+def _number(config: ExperimentConfig, name: str, low: float | None = None, high: float | None = None,
+            low_open: bool = False) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"ExperimentConfig: {name} must be a number, got {value!r}.")
+    if (low is not None and (value < low or (low_open and value == low))) or (high is not None and value > high):
+        bounds = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+        raise ValueError(f"ExperimentConfig: {name} must be {bounds}, got {value}.")
+
+
+def _integer(config: ExperimentConfig, name: str, low: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"ExperimentConfig: {name} must be an int, got {value!r}.")
+    if value < low:
+        raise ValueError(f"ExperimentConfig: {name} must be >= {low}, got {value}.")

@@ -1,0 +1,202 @@
+"""Training and evaluation loops, with the paper's early-stopping measurement.
+
+:func:`train` runs a fixed number of optimizer steps (iterations), evaluates on validation
+data every ``eval_every`` steps and reports the early-stopping iteration (the step of minimum
+validation loss, as Frankle & Carbin 2019 do) and the test accuracy there. It takes any
+re-iterable of ``(inputs, targets)`` batches: a :class:`torch.utils.data.DataLoader` or
+:class:`lth_prune.data.InMemoryLoader`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+__all__ = ["Evaluation", "LearningRateSchedule", "TrainResult", "evaluate", "train"]
+
+Batches = Iterable[tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Mean cross-entropy loss and accuracy (fraction in [0, 1]) over a data set."""
+
+    loss: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class LearningRateSchedule:
+    """A learning rate as a function of the optimizer step: linear warm-up, then a decay.
+
+    Args:
+        lr: the peak learning rate.
+        iterations: the length of the whole schedule, in optimizer steps.
+        warmup: steps of linear warm-up from ``lr / warmup`` to ``lr``.
+        decay: ``"constant"``, ``"cosine"`` (to 0 at ``iterations``) or ``"step"`` (x0.1 at 50 %
+            and again at 75 % of ``iterations``).
+
+    Example:
+        >>> schedule = LearningRateSchedule(lr=0.1, iterations=100, warmup=10, decay="cosine")
+        >>> schedule(0), schedule(9), round(schedule(55), 4)
+        (0.01, 0.1, 0.05)
+    """
+
+    lr: float
+    iterations: int
+    warmup: int = 0
+    decay: str = "constant"
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        if self.decay == "constant":
+            return self.lr
+        if self.decay == "cosine":
+            span = max(1, self.iterations - self.warmup)
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - self.warmup) / span)))
+        if self.decay == "step":
+            return self.lr * 0.1 ** sum(step >= self.iterations * f for f in (0.5, 0.75))
+        raise ValueError(
+            f"LearningRateSchedule(): decay must be 'constant', 'cosine' or 'step', got {self.decay!r}."
+        )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training run measured.
+
+    Attributes:
+        iterations: optimizer steps taken in this run.
+        final: validation loss and accuracy at the end.
+        early_stop_iteration: the step (counted from the schedule's start) of minimum
+            validation loss.
+        early_stop: validation loss and accuracy at that step.
+        early_stop_test: test loss and accuracy at that step (``None`` without test data).
+    """
+
+    iterations: int
+    final: Evaluation
+    early_stop_iteration: int
+    early_stop: Evaluation
+    early_stop_test: Evaluation | None
+
+
+def evaluate(model: nn.Module, batches: Batches, device: torch.device | str | None = None) -> Evaluation:
+    """Mean cross-entropy and accuracy of ``model`` over ``batches``, in eval mode, no grad.
+
+    Example:
+        >>> model = torch.nn.Linear(2, 2)
+        >>> result = evaluate(model, [(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))])
+        >>> result.accuracy in (0.0, 1.0)
+        True
+    """
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for inputs, targets in batches:
+            if device is not None:
+                inputs, targets = inputs.to(device), targets.to(device)
+            logits = model(inputs)
+            loss_sum += float(F.cross_entropy(logits, targets, reduction="sum"))
+            correct += int((logits.argmax(dim=1) == targets).sum())
+            count += targets.numel()
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("evaluate(): batches must hold at least one example, got none.")
+    return Evaluation(loss=loss_sum / count, accuracy=correct / count)
+
+
+def train(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_batches: Batches,
+    schedule: Callable[[int], float],
+    *,
+    iterations: int,
+    start_iteration: int = 0,
+    val_batches: Batches | None = None,
+    test_batches: Batches | None = None,
+    eval_every: int = 100,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+    description: str = "train",
+) -> TrainResult:
+    """Train ``model`` from step ``start_iteration`` to step ``iterations`` of ``schedule``.
+
+    Starting later than 0 is how late rewinding resumes the schedule at the rewind step.
+
+    Args:
+        model: the model; trained in place.
+        optimizer: its optimizer; the learning rate of every group is set from ``schedule``.
+        train_batches: re-iterable ``(inputs, targets)`` batches; re-iterated for each epoch.
+        schedule: learning rate as a function of the step (e.g. :class:`LearningRateSchedule`).
+        iterations: the step at which training ends (> ``start_iteration``).
+        start_iteration: the step at which training starts.
+        val_batches: validation data for early stopping; default: no early-stopping record
+            beyond the final step.
+        test_batches: test data, evaluated only when validation loss reaches a new minimum.
+        eval_every: steps between validation evaluations.
+        device: where batches are moved; ``None`` leaves them where they are.
+        progress: show a tqdm bar.
+        description: the bar's label.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        ValueError: if ``iterations <= start_iteration`` or ``eval_every < 1``, or a batch
+            source yields nothing.
+    """
+    if iterations <= start_iteration:
+        raise ValueError(
+            f"train(): iterations must be greater than start_iteration ({start_iteration}), got {iterations}."
+        )
+    if eval_every < 1:
+        raise ValueError(f"train(): eval_every must be >= 1, got {eval_every}.")
+    best: tuple[float, int, Evaluation, Evaluation | None] | None = None
+    last: Evaluation | None = None
+    model.train()
+    bar = tqdm(total=iterations - start_iteration, desc=description, disable=not progress, leave=False)
+    step = start_iteration
+    for inputs, targets in _forever(train_batches):
+        if device is not None:
+            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        for group in optimizer.param_groups:
+            group["lr"] = schedule(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        if val_batches is not None and (step % eval_every == 0 or step == iterations):
+            last = evaluate(model, val_batches, device)
+            if best is None or last.loss < best[0]:
+                test = evaluate(model, test_batches, device) if test_batches is not None else None
+                best = (last.loss, step, last, test)
+            model.train()
+        if step >= iterations:
+            break
+    bar.close()
+    if best is None:
+        final = Evaluation(loss=float(loss), accuracy=float("nan"))
+        return TrainResult(step - start_iteration, final, step, final, None)
+    assert last is not None  # set together with best
+    return TrainResult(step - start_iteration, last, best[1], best[2], best[3])
+
+
+def _forever(batches: Batches) -> Iterator[tuple[Tensor, Tensor]]:
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("train(): train_batches must yield at least one batch, got none.")

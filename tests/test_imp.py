@@ -1,0 +1,195 @@
+"""The IMP experiment: levels, rewind modes, controls, reproducibility, resume and config checks."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from lth_prune import imp
+from lth_prune.data import make_synthetic
+from lth_prune.imp import ExperimentConfig
+from lth_prune.imp.results import RunStore
+
+FAST = dict(dataset="synthetic", epochs=2.0, batch_size=32, rounds=2, controls=())
+
+
+def _strip_timing(results: imp.Results) -> list[dict]:
+    levels = json.loads(json.dumps(results.levels))
+    for level in levels:
+        level.pop("seconds", None)
+        level.pop("seconds_std", None)
+        for record in level["seeds"]:
+            record.pop("seconds", None)
+    return levels
+
+
+def _expected_layer_counts(totals: list[int], rates: list[float], rounds: int) -> list[int]:
+    counts = list(totals)
+    for _ in range(rounds):
+        counts = [c - round(r * c) for c, r in zip(counts, rates)]
+    return counts
+
+
+def test_levels_rates_and_record_keys():
+    config = ExperimentConfig(**{**FAST, "rounds": 3, "controls": ("random_reinit", "random_pruning")})
+    results = imp.run(config, progress=False)
+    assert [level["level"] for level in results.levels] == [0, 1, 2, 3]
+    # LeNet-300-100 on 8x8: fc 64x300, 300x100 at 20 %, output 100x4 at 10 %
+    totals, rates = [64 * 300, 300 * 100, 100 * 4], [0.2, 0.2, 0.1]
+    for level in results.levels:
+        counts = _expected_layer_counts(totals, rates, level["level"])
+        assert level["weights_remaining"] == sum(counts) / sum(totals)
+        assert list(level["layers"].values()) == [c / t for c, t in zip(counts, totals)]
+        assert 0.0 <= level["test_accuracy"] <= 1.0
+        assert isinstance(level["early_stop_iteration"], float)
+    first, later = results.levels[0], results.levels[1]
+    assert first["no_retrain_accuracy"] is None and first["random_reinit_accuracy"] is None
+    for key in ("no_retrain_accuracy", "random_reinit_accuracy", "random_pruning_accuracy"):
+        assert 0.0 <= later[key] <= 1.0
+
+
+def test_global_pruning_and_one_shot_reach_the_same_sparsity():
+    iterative = imp.run(ExperimentConfig(**{**FAST, "pruning": "global", "rate": 0.3}), progress=False)
+    one_shot = imp.run(ExperimentConfig(**{**FAST, "pruning": "global", "rate": 0.3, "one_shot": True}), progress=False)
+    total = 64 * 300 + 300 * 100 + 100 * 4
+    for a, b in zip(iterative.levels, one_shot.levels):
+        expected = _expected_layer_counts([total], [0.3], a["level"])[0] / total
+        assert a["weights_remaining"] == b["weights_remaining"] == expected
+    # the same dense training, so level 0 is identical
+    assert iterative.levels[0]["test_accuracy"] == one_shot.levels[0]["test_accuracy"]
+
+
+def test_same_seed_same_results_and_seeds_aggregate():
+    config = ExperimentConfig(**{**FAST, "seeds": (0, 1)})
+    first, second = imp.run(config, progress=False), imp.run(config, progress=False)
+    assert _strip_timing(first) == _strip_timing(second)
+    level = first.levels[1]
+    accuracies = [record["test_accuracy"] for record in level["seeds"]]
+    assert level["test_accuracy"] == pytest.approx(sum(accuracies) / 2)
+    assert level["test_accuracy_std"] == pytest.approx(abs(accuracies[0] - accuracies[1]) / 2**0.5)
+
+
+@pytest.mark.parametrize("rewind", ["init", "lr", "finetune"])
+def test_rewind_modes_run(rewind):
+    results = imp.run(ExperimentConfig(**{**FAST, "rounds": 1, "rewind": rewind}), progress=False)
+    assert len(results.levels) == 2
+
+
+def test_late_rewinding_trains_from_the_rewind_step(tmp_path):
+    config = ExperimentConfig(**{**FAST, "rounds": 1, "iterations": 40, "rewind": "step", "rewind_step": 5,
+                                 "eval_every": 1})
+    results = imp.run(config, run_dir=tmp_path / "run", progress=False)
+    ticket = torch.load(tmp_path / "run" / "level_1" / "seed_0" / "ticket.pt", weights_only=True)
+    assert ticket["rewind_step"] == 5
+    # the retrained ticket's early-stopping step is counted from the schedule's start
+    assert 5 < results.levels[1]["early_stop_iteration"] <= 40
+
+
+def test_run_directory_and_resume_after_a_kill(tmp_path, monkeypatch):
+    config = ExperimentConfig(**{**FAST, "rounds": 3, "controls": ("random_reinit",)})
+    whole = imp.run(config, run_dir=tmp_path / "whole", progress=False)
+    for name in ("config.json", "results.json", "results.csv", "accuracy.png", "accuracy.svg"):
+        assert (tmp_path / "whole" / name).is_file(), name
+    saved = json.loads((tmp_path / "whole" / "results.json").read_text())
+    assert saved["config"] == config.to_dict() and len(saved["levels"]) == 4
+
+    original = RunStore.save_level
+    calls = []
+
+    def dies_after_two(self, record, trained, write_ticket):
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        calls.append(record["level"])
+        original(self, record, trained, write_ticket)
+
+    monkeypatch.setattr(RunStore, "save_level", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        imp.run(config, run_dir=tmp_path / "killed", progress=False)
+    monkeypatch.setattr(RunStore, "save_level", original)
+    assert calls == [0, 1]
+    assert not (tmp_path / "killed" / "level_2" / "seed_0" / "record.json").exists()
+    resumed = imp.run(config, run_dir=tmp_path / "killed", resume=True, progress=False)
+    assert _strip_timing(resumed) == _strip_timing(whole)
+
+
+def test_run_directory_guards(tmp_path):
+    config = ExperimentConfig(**{**FAST, "rounds": 1})
+    imp.run(config, run_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="already holds a run; pass resume=True"):
+        imp.run(config, run_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"settings differ: \['lr'\]"):
+        imp.run(config.replace(lr=0.1), run_dir=tmp_path, resume=True, progress=False)
+    with pytest.raises(ValueError, match="resume=True needs run_dir"):
+        imp.run(config, resume=True)
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path):
+    config = ExperimentConfig(**{**FAST, "rounds": 1})
+    first = imp.run(config, run_dir=tmp_path, progress=False)
+    again = imp.run(config, run_dir=tmp_path, resume=True, progress=False)
+    assert again.levels == json.loads(json.dumps(first.levels))
+
+
+def test_own_model_and_data():
+    data = make_synthetic(200, num_classes=3, input_shape=(1, 4, 4))
+
+    def build() -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 3))
+
+    results = imp.run(ExperimentConfig(**FAST), model=build, data=data, progress=False)
+    assert list(results.levels[1]["layers"]) == ["1", "3"]
+    module_results = imp.run(ExperimentConfig(**FAST), model=build(), data=data, progress=False)
+    assert len(module_results.levels) == 3
+    with pytest.raises(TypeError, match="data must be a lth_prune.data.DataSplits"):
+        imp.run(ExperimentConfig(**FAST), data=[1, 2])
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"rate": 1.5}, ValueError, r"rate must be >= 0.0 and <= 1.0, got 1.5"),
+        ({"model": "lenet5"}, ValueError, r"model must be one of \[.*'lenet300_100'.*\], got 'lenet5'"),
+        ({"dataset": "imagenet"}, ValueError, r"dataset must be one of \[.*'digits'.*\], got 'imagenet'"),
+        ({"rewind": "step"}, ValueError, r"rewind_step must be >= 1 when rewind='step', got 0"),
+        ({"rewind_step": 3}, ValueError, r"rewind_step is only used with rewind='step'"),
+        ({"batch_size": 0}, ValueError, r"batch_size must be >= 1, got 0"),
+        ({"batch_size": "60"}, TypeError, r"batch_size must be an int, got '60'"),
+        ({"controls": ("random",)}, ValueError, r"controls must hold names from .*got 'random'"),
+        ({"seeds": ()}, ValueError, r"seeds must be a non-empty list of ints"),
+        ({"seeds": (1, 1)}, ValueError, r"seeds must be distinct"),
+        ({"optimizer": "lbfgs"}, ValueError, r"optimizer must be one of \['sgd', 'adam', 'adamw'\]"),
+        ({"device": "tpu"}, ValueError, r"device must be 'auto', 'cpu'"),
+        ({"one_shot": True, "rewind": "lr"}, ValueError, r"one_shot needs a rewind to weights"),
+        ({"epochs": 0}, ValueError, r"epochs must be > 0.0, got 0"),
+    ],
+)
+def test_bad_config_values(changes, error, message):
+    with pytest.raises(error, match=message):
+        ExperimentConfig(**changes)
+
+
+def test_rewind_step_beyond_the_round_is_rejected_before_training():
+    config = ExperimentConfig(**{**FAST, "rewind": "step", "rewind_step": 10_000})
+    with pytest.raises(ValueError, match=r"rewind_step must be smaller than the iterations per round \(24\)"):
+        imp.run(config, progress=False)
+
+
+def test_presets_and_run_names():
+    assert ExperimentConfig.preset("lenet-digits") == ExperimentConfig()
+    conv6 = ExperimentConfig.preset("conv6-cifar10")
+    assert (conv6.model, conv6.lr, conv6.iterations, conv6.conv_rate, conv6.rate, conv6.output_rate) == (
+        "conv6", 3e-4, 30_000, 0.15, 0.2, 0.1)
+    with pytest.raises(ValueError, match=r"name must be one of \[.*'lenet-mnist'.*\], got 'lenet'"):
+        ExperimentConfig.preset("lenet")
+    with pytest.raises(ValueError, match=r"unknown settings \['learning_rate'\]"):
+        ExperimentConfig.from_dict({"learning_rate": 0.1})
+    # Pinned: a run directory's name must not change when new settings are added later.
+    assert ExperimentConfig().run_name() == "lenet300_100-digits-default"
+    assert ExperimentConfig(rounds=3).run_name() == ExperimentConfig(rounds=3, device="cpu").run_name()
+    assert ExperimentConfig(rounds=3).run_name() == "lenet300_100-digits-" + _pinned_hash()
+
+
+def _pinned_hash() -> str:
+    return "aa5c288789"

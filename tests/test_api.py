@@ -1,0 +1,43 @@
+"""The public API surface: a change here is a deliberate, documented decision."""
+from __future__ import annotations
+
+import torch.nn.utils.prune as prune
+
+import lth_prune
+from lth_prune import imp
+
+
+def test_top_level_names():
+    assert sorted(lth_prune.__all__) == sorted([
+        "__version__",
+        "LotteryTicket", "lottery_ticket_unstructured",
+        "prunable", "PruningRates", "prune_layerwise",
+        "Rewinder", "register_rewind_hooks", "rewind",
+        "LayerSparsity", "sparsity", "sparsity_report", "get_masks", "set_masks", "collapse_masks",
+        "load_pruned_state_dict",
+        "save_ticket", "load_ticket",
+        "models",
+    ])
+    for name in lth_prune.__all__:
+        assert hasattr(lth_prune, name), name
+
+
+def test_lottery_ticket_is_a_torch_pruning_method():
+    assert issubclass(lth_prune.LotteryTicket, prune.BasePruningMethod)
+    assert lth_prune.LotteryTicket.PRUNING_TYPE == "unstructured"
+
+
+def test_experiment_names():
+    assert sorted(imp.__all__) == sorted(
+        ["ExperimentConfig", "PRESETS", "REWIND_MODES", "CONTROLS", "run", "Results", "METRICS"]
+    )
+    assert imp.REWIND_MODES == ("init", "step", "lr", "finetune")
+    assert imp.CONTROLS == ("random_reinit", "random_pruning")
+
+
+def test_public_callables_are_documented():
+    for module in (lth_prune, imp, lth_prune.models):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if callable(obj):
+                assert obj.__doc__ and obj.__doc__.strip(), f"{module.__name__}.{name} has no docstring"

@@ -25,6 +25,7 @@ from lth_prune.masks import (
     sparsity,
     sparsity_report,
 )
+from lth_prune.masked import MaskedTraining, masked_training
 from lth_prune.methods import (
     LotteryTicket,
     PruningRates,
@@ -56,6 +57,9 @@ __all__ = [
     "set_masks",
     "collapse_masks",
     "load_pruned_state_dict",
+    # training pruned models at dense cost
+    "MaskedTraining",
+    "masked_training",
     # tickets on disk
     "save_ticket",
     "load_ticket",

@@ -20,6 +20,10 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
 
+# Layers inside lth_prune.masked_training: tensor name -> boolean mask of the *pruned* entries.
+DENSE_MASKS: weakref.WeakKeyDictionary[nn.Module, dict[str, Tensor]] = weakref.WeakKeyDictionary()
+
+
 class AppliedMask(prune.BasePruningMethod):
     """The pruning hook left after :func:`collapse`: applies ``<name>_mask``, holds no mask.
 
@@ -29,9 +33,9 @@ class AppliedMask(prune.BasePruningMethod):
 
     PRUNING_TYPE = "unstructured"
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, module: nn.Module | None = None) -> None:
         self._tensor_name = name
-        self._module: weakref.ReferenceType[nn.Module] | None = None
+        self._module = weakref.ref(module) if module is not None else None
 
     def __call__(self, module: nn.Module, inputs: Any) -> None:
         self._module = weakref.ref(module)
@@ -57,6 +61,22 @@ def pruned_names(module: nn.Module) -> list[str]:
     ]
 
 
+def keep_mask(module: nn.Module, name: str) -> Tensor | None:
+    """The boolean mask of kept entries of ``module.<name>``, or ``None`` if it is not pruned."""
+    mask = module._buffers.get(name + "_mask")
+    if mask is not None and name + "_orig" in module._parameters:
+        return mask != 0
+    pruned = DENSE_MASKS.get(module, {}).get(name)
+    return None if pruned is None else ~pruned
+
+
+def rezero(module: nn.Module) -> None:
+    """Zero the pruned entries of a layer held dense by ``masked_training`` (after a write)."""
+    with torch.no_grad():
+        for name, pruned in DENSE_MASKS.get(module, {}).items():
+            module._parameters[name].masked_fill_(pruned, 0)
+
+
 def refresh(module: nn.Module, name: str) -> None:
     """Recompute ``module.<name> = <name>_orig * <name>_mask`` now, as a forward pass would."""
     if name + "_orig" in module._parameters and name + "_mask" in module._buffers:
@@ -68,8 +88,7 @@ def collapse(module: nn.Module) -> None:
     hooks = module._forward_pre_hooks
     for key, hook in list(hooks.items()):
         if isinstance(hook, prune.BasePruningMethod) and not isinstance(hook, AppliedMask):
-            replacement = AppliedMask(hook._tensor_name)
-            replacement._module = weakref.ref(module)
+            replacement = AppliedMask(hook._tensor_name, module)
             # Same key, same position: hook order (and so forward behaviour) is unchanged.
             hooks[key] = replacement
 

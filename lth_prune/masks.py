@@ -59,7 +59,7 @@ def sparsity_report(model: nn.Module) -> list[LayerSparsity]:
     rows = []
     for name, module in _prunable_named(model, (), "sparsity_report()"):
         weight = module._parameters.get("weight_orig", module._parameters.get("weight"))
-        mask = module._buffers.get("weight_mask")
+        mask = hygiene.keep_mask(module, "weight")
         total = weight.numel()
         remaining = total if mask is None else int(torch.count_nonzero(mask))
         rows.append(LayerSparsity(name, tuple(weight.shape), total, remaining, remaining / total))
@@ -95,11 +95,12 @@ def get_masks(model: nn.Module) -> dict[str, Tensor]:
         >>> get_masks(net)["weight"].dtype
         torch.bool
     """
-    return {
-        _join(name, "weight"): module._buffers["weight_mask"].detach().to(torch.bool).clone()
-        for name, module in _prunable_named(model, (), "get_masks()")
-        if "weight_mask" in module._buffers
-    }
+    masks = {}
+    for name, module in _prunable_named(model, (), "get_masks()"):
+        mask = hygiene.keep_mask(module, "weight")
+        if mask is not None:
+            masks[_join(name, "weight")] = mask.detach().clone()
+    return masks
 
 
 def set_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> None:

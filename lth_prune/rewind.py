@@ -46,11 +46,10 @@ class Rewinder:
             if _is_prunable(module)
         ]
         self._step_hook = None
-        if self.rewind_step == 0:
-            self._rewind_point = capture_state(model)
-        else:
-            assert optimizer is not None  # checked by _validate_rewind_args
+        if optimizer is not None and self.rewind_step > 0:
             self._step_hook = optimizer.register_step_post_hook(self._on_step)
+        else:
+            self._rewind_point = capture_state(model)
 
     @property
     def has_rewind_point(self) -> bool:
@@ -229,6 +228,7 @@ def restore_state(model: nn.Module, state: Mapping[str, Tensor], caller: str = "
         for name in hygiene.pruned_names(module):
             hygiene.refresh(module, name)
         hygiene.collapse(module)
+        hygiene.rezero(module)
 
 
 def _tensors(model: nn.Module) -> list[tuple[str, Tensor, nn.Module]]:

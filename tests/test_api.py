@@ -16,6 +16,7 @@ def test_top_level_names():
         "LayerSparsity", "sparsity", "sparsity_report", "get_masks", "set_masks", "collapse_masks",
         "load_pruned_state_dict",
         "save_ticket", "load_ticket",
+        "MaskedTraining", "masked_training",
         "models",
     ])
     for name in lth_prune.__all__:

@@ -193,3 +193,11 @@ def test_presets_and_run_names():
 
 def _pinned_hash() -> str:
     return "aa5c288789"
+
+
+def test_masked_training_and_torch_hooks_find_the_same_ticket():
+    fast = imp.run(ExperimentConfig(**FAST), progress=False)
+    hooked = imp.run(ExperimentConfig(**{**FAST, "masked_training": False}), progress=False)
+    for a, b in zip(fast.levels, hooked.levels):
+        assert a["weights_remaining"] == b["weights_remaining"]
+        assert a["test_accuracy"] == pytest.approx(b["test_accuracy"], abs=0.03)

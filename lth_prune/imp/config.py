@@ -59,6 +59,8 @@ class ExperimentConfig:
         limit: cap on training examples (for quick runs); ``None`` uses all.
         augment: random crop and flip of training batches; ``None`` means on for CIFAR-10.
         eval_every: optimizer steps between validation evaluations; ``None`` is once an epoch.
+        masked_training: train pruned networks with :func:`lth_prune.masked_training` (dense
+            cost, boolean masks) instead of ``torch.nn.utils.prune``'s forward pre-hooks.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
     """
 
@@ -89,6 +91,7 @@ class ExperimentConfig:
     limit: int | None = None
     augment: bool | None = None
     eval_every: int | None = None
+    masked_training: bool = True
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -250,6 +253,11 @@ def _validate(config: ExperimentConfig) -> None:
         raise ValueError(
             f"ExperimentConfig: one_shot needs a rewind to weights (rewind='init' or 'step'), got {config.rewind!r}."
         )
+    for name in ("one_shot", "masked_training"):
+        if not isinstance(getattr(config, name), bool):
+            raise TypeError(f"ExperimentConfig: {name} must be a bool, got {getattr(config, name)!r}.")
+    if config.augment is not None and not isinstance(config.augment, bool):
+        raise TypeError(f"ExperimentConfig: augment must be a bool or None, got {config.augment!r}.")
     if not isinstance(config.device, str) or not (
         config.device in ("auto", "cpu", "cuda", "mps") or config.device.startswith("cuda:")
     ):

@@ -6,6 +6,7 @@ mode says; train; measure; train the controls on the same mask; checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import sys
@@ -24,6 +25,7 @@ from lth_prune.data import DataSplits, load_dataset, random_crop_flip
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.controls import derive_seed, random_masks
 from lth_prune.imp.results import Results, RunStore
+from lth_prune.masked import masked_training
 from lth_prune.masks import get_masks, set_masks, sparsity_report
 from lth_prune.methods import LotteryTicket, PruningRates, _output_layer, prunable, prune_layerwise
 from lth_prune.rewind import Rewinder, capture_state, register_rewind_hooks, restore_state
@@ -219,12 +221,15 @@ def _train(
         config.batch_size, device=setup.device, seed=derive_seed(seed, phase, "batches", level),
         augment=random_crop_flip(padding=4) if _augment(config) else None,
     )
-    outcome = train(
-        net, optimizer or _optimizer(net, config), train_loader, schedule,
-        iterations=setup.iterations, start_iteration=start, val_batches=val_loader,
-        test_batches=test_loader, eval_every=setup.eval_every, progress=setup.progress,
-        description=f"level {level} {phase.replace('_', ' ')}",
-    )
+    optimizer = optimizer or _optimizer(net, config)
+    masking = masked_training(net, optimizer) if config.masked_training else contextlib.nullcontext()
+    with masking:
+        outcome = train(
+            net, optimizer, train_loader, schedule,
+            iterations=setup.iterations, start_iteration=start, val_batches=val_loader,
+            test_batches=test_loader, eval_every=setup.eval_every, progress=setup.progress,
+            description=f"level {level} {phase.replace('_', ' ')}",
+        )
     test = evaluate(net, test_loader, setup.device)
     return {
         "test_accuracy": test.accuracy,

@@ -1,0 +1,170 @@
+"""masked_training: dense-cost training of a pruned model, pruned weights exactly zero."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.utils.prune as prune
+from torch import nn
+
+import lth_prune
+from lth_prune import LotteryTicket, masked_training, prunable
+
+
+def _pruned_net(seed: int = 0, amount: float = 0.6) -> nn.Sequential:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 32),
+                          nn.ReLU(), nn.Linear(32, 3))
+    prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=amount)
+    return model
+
+
+def _steps(model: nn.Module, optimizer: torch.optim.Optimizer, count: int, seed: int = 1) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(count):
+        x = torch.randn(8, 1, 8, 8, generator=generator)
+        y = torch.randint(0, 3, (8,), generator=generator)
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+
+OPTIMIZERS = {
+    "sgd-momentum-wd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-2, nesterov=True),
+    "adam-l2": lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-2, amsgrad=True),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
+}
+
+
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+def test_same_trajectory_as_torch_prune_and_zero_stays_zero(make_optimizer):
+    hooked, fast = _pruned_net(), _pruned_net()
+    hooked_opt, fast_opt = make_optimizer(hooked.parameters()), make_optimizer(fast.parameters())
+    _steps(hooked, hooked_opt, 5)
+    with masked_training(fast, fast_opt):
+        _steps(fast, fast_opt, 5)
+        assert not prune.is_pruned(fast)
+        for key, mask in lth_prune.get_masks(fast).items():
+            weight = fast.get_parameter(key)
+            assert bool((weight[~mask] == 0).all())
+    assert prune.is_pruned(fast)
+    for (a, _), (b, _) in zip(prunable(hooked), prunable(fast)):
+        assert torch.equal(a.weight_mask, b.weight_mask)
+        assert torch.allclose(a.weight, b.weight, atol=1e-6, rtol=1e-5)
+        assert bool((b.weight[b.weight_mask == 0] == 0).all())
+
+
+def test_round_trip_keeps_masks_weights_and_parameter_identity():
+    model = _pruned_net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    masks = lth_prune.get_masks(model)
+    weights = {k: model.get_submodule(k.rsplit(".", 1)[0]).weight.detach().clone() for k in masks}
+    ids = {id(p) for p in model.parameters()}
+    with masked_training(model, optimizer):
+        assert {id(p) for p in model.parameters()} == ids
+        assert not prune.is_pruned(model)
+        assert lth_prune.sparsity(model) == pytest.approx(0.6, abs=1e-3)
+    assert prune.is_pruned(model)
+    for key, mask in lth_prune.get_masks(model).items():
+        assert torch.equal(mask, masks[key])
+        module = model.get_submodule(key.rsplit(".", 1)[0])
+        assert torch.equal(module.weight, weights[key])
+        assert torch.equal(module.weight, module.weight_orig * module.weight_mask)
+    prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=0.1)
+    copy.deepcopy(model)
+
+
+def test_stale_momentum_does_not_move_pruned_weights():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    _steps_linear(model, optimizer, 3)  # dense training fills the momentum buffers
+    prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=0.5)
+    with masked_training(model, optimizer):
+        _steps_linear(model, optimizer, 3)
+        for module in model:
+            assert bool((module.weight[lth_prune.get_masks(module)["weight"] == 0] == 0).all())
+
+
+class _Jitter(torch.optim.Optimizer):
+    """An optimizer that moves every entry, zero gradient or not."""
+
+    def __init__(self, params):
+        super().__init__(params, {})
+
+    def step(self, closure=None):
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.add_(0.01)
+
+
+def test_any_optimizer_keeps_zeros():
+    model = _pruned_net()
+    optimizer = _Jitter(model.parameters())
+    with masked_training(model, optimizer):
+        _steps(model, optimizer, 2)
+        layer = model[3]
+        mask = lth_prune.get_masks(layer)["weight"]
+        assert bool((layer.weight[~mask] == 0).all())
+        assert bool((layer.bias != 0).all())
+
+
+def test_rewinding_inside_keeps_masks():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 2))
+    rewinder = lth_prune.register_rewind_hooks(model)
+    start = {k: v.clone() for k, v in rewinder.rewind_point.items()}
+    prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=0.5)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    with masked_training(model, optimizer):
+        _steps_linear(model, optimizer, 2)
+        rewinder.rewind()
+        for index, module in enumerate(model):
+            mask = lth_prune.get_masks(module)["weight"]
+            assert bool((module.weight[~mask] == 0).all())
+            assert torch.equal(module.weight[mask], start[f"{index}.weight"][mask])
+
+
+def test_late_rewind_point_captured_inside():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 2))
+    prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    rewinder = lth_prune.register_rewind_hooks(model, at_step=2, optimizer=optimizer)
+    with masked_training(model, optimizer):
+        _steps_linear(model, optimizer, 2)
+        after_two = {k: v.clone() for k, v in model.state_dict().items()}
+        _steps_linear(model, optimizer, 2)
+    rewinder.rewind()
+    for index, module in enumerate(model):
+        assert torch.equal(module.weight, after_two[f"{index}.weight"])
+
+
+def test_parameter_and_mask_memory_is_at_most_1_3x_dense():
+    model = _pruned_net()
+    dense_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    with masked_training(model, torch.optim.SGD(model.parameters(), lr=0.1)) as context:
+        held = sum(p.numel() * p.element_size() for p in model.parameters())
+        held += sum(b.numel() * b.element_size() for b in model.buffers())
+        held += sum(e.pruned.numel() * e.pruned.element_size() for e in context._converted)
+    assert held <= 1.3 * dense_bytes
+
+
+def test_errors():
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer, got NoneType"):
+        masked_training(nn.Linear(2, 2), None)
+    model = _pruned_net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RuntimeError, match="prune outside masked_training"):
+        with masked_training(model, optimizer):
+            LotteryTicket.apply(model[3], "weight", amount=0.1)
+
+
+def _steps_linear(model: nn.Module, optimizer: torch.optim.Optimizer, count: int) -> None:
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(count):
+        optimizer.zero_grad()
+        model(torch.randn(4, 10, generator=generator)).pow(2).sum().backward()
+        optimizer.step()

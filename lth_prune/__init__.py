@@ -34,6 +34,7 @@ from lth_prune.methods import (
     prune_layerwise,
 )
 from lth_prune.rewind import Rewinder, register_rewind_hooks, rewind
+from lth_prune.sparse import SparseConv2d, SparseLinear, to_sparse
 from lth_prune.tickets import load_ticket, save_ticket
 
 __all__ = [
@@ -60,6 +61,10 @@ __all__ = [
     # training pruned models at dense cost
     "MaskedTraining",
     "masked_training",
+    # sparse inference
+    "to_sparse",
+    "SparseLinear",
+    "SparseConv2d",
     # tickets on disk
     "save_ticket",
     "load_ticket",

@@ -30,7 +30,7 @@ def _found_ticket(seed: int = 0) -> tuple[nn.Module, dict[str, torch.Tensor]]:
 def test_round_trip_weights_only(tmp_path):
     model, start = _found_ticket()
     path = tmp_path / "ticket.pt"
-    lth_prune.save_ticket(model, path)
+    lth_prune.save_ticket(model, path, compact=False)
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == "lth_prune.ticket" and raw["rewind_step"] == 0
     assert all(mask.dtype == torch.bool for mask in raw["masks"].values())
@@ -69,3 +69,38 @@ def test_not_a_ticket(tmp_path):
     torch.save({"a": torch.ones(1)}, path)
     with pytest.raises(ValueError, match="must be a ticket saved by save_ticket"):
         lth_prune.load_ticket(nn.Linear(1, 1), path)
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_both_formats_load_bit_for_bit(tmp_path, compact):
+    model, start = _found_ticket()
+    path = tmp_path / "ticket.pt"
+    lth_prune.save_ticket(model, path, compact=compact)
+    assert torch.load(path, weights_only=True)["version"] == (2 if compact else 1)
+    fresh = LeNet300_100(input_shape=(1, 8, 8))
+    rewinder = lth_prune.load_ticket(fresh, path)
+    masks = lth_prune.get_masks(model)
+    assert all(torch.equal(lth_prune.get_masks(fresh)[k], m) for k, m in masks.items())
+    for key, value in start.items():
+        kept = masks.get(key, torch.ones_like(value, dtype=torch.bool))
+        assert torch.equal(rewinder.rewind_point[key][kept], value[kept])
+    x = torch.randn(4, 1, 8, 8)
+    assert torch.equal(fresh(x), model(x))
+
+
+def test_compact_ticket_of_network_at_two_percent_is_under_five_percent(tmp_path):
+    from lth_prune.models import Network
+
+    torch.manual_seed(0)
+    model = Network()
+    dense_path = tmp_path / "dense.pt"
+    torch.save(model.state_dict(), dense_path)
+    lth_prune.register_rewind_hooks(model)
+    prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=0.98)
+    ticket_path = tmp_path / "ticket.pt"
+    lth_prune.save_ticket(model, ticket_path)
+    ratio = ticket_path.stat().st_size / dense_path.stat().st_size
+    assert ratio <= 0.05, ratio
+    fresh = Network()
+    lth_prune.load_ticket(fresh, ticket_path)
+    assert all(torch.equal(lth_prune.get_masks(fresh)[k], m) for k, m in lth_prune.get_masks(model).items())

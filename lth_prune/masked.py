@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lth_prune import hygiene
+from lth_prune.kernels import SparseForward
 
 __all__ = ["MaskedTraining", "masked_training"]
 
@@ -36,21 +37,24 @@ class _Converted:
     parameter: nn.Parameter
     pruned: Tensor
     mask_dtype: torch.dtype
-    grad_hook: RemovableHandle
+    grad_hook: RemovableHandle | None
 
 
 class MaskedTraining:
     """The context :func:`masked_training` returns; see there."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, sparse_density: float = 0.0) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"masked_training(): model must be an nn.Module, got {type(model).__name__}.")
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(
                 f"masked_training(): optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}."
             )
+        if isinstance(sparse_density, bool) or not isinstance(sparse_density, (int, float)) or not 0.0 <= sparse_density <= 1.0:
+            raise ValueError(f"masked_training(): sparse_density must be a float in [0, 1], got {sparse_density!r}.")
         self.model = model
         self.optimizer = optimizer
+        self.sparse_density = float(sparse_density)
         self._converted: list[_Converted] = []
         self._step_hook: RemovableHandle | None = None
 
@@ -59,7 +63,7 @@ class MaskedTraining:
             raise RuntimeError("masked_training(): this context is already active; it cannot be entered twice.")
         for module in self.model.modules():
             for name in hygiene.pruned_names(module):
-                self._converted.append(_to_dense(module, name))
+                self._converted.append(_to_dense(module, name, self.sparse_density))
         by_parameter = {id(entry.parameter): entry.pruned for entry in self._converted}
         for group in self.optimizer.param_groups:
             for parameter in group["params"]:
@@ -89,7 +93,9 @@ class MaskedTraining:
                 entry.parameter.masked_fill_(entry.pruned, 0)
 
 
-def masked_training(model: nn.Module, optimizer: torch.optim.Optimizer) -> MaskedTraining:
+def masked_training(
+    model: nn.Module, optimizer: torch.optim.Optimizer, sparse_density: float = 0.0
+) -> MaskedTraining:
     """Train a pruned model at the cost of the dense one, its pruned weights held at exactly 0.
 
     On entry every tensor pruned through ``torch.nn.utils.prune`` becomes a plain parameter (the
@@ -101,6 +107,10 @@ def masked_training(model: nn.Module, optimizer: torch.optim.Optimizer) -> Maske
     Args:
         model: a model pruned with ``torch.nn.utils.prune`` (dense layers are left alone).
         optimizer: the optimizer that trains it.
+        sparse_density: linear layers whose fraction of kept weights is at most this train
+            through sparse kernels (:func:`lth_prune.kernels.sparse_linear`: a CSR forward
+            product and a sampled product for the weight gradient) instead of dense ones;
+            0 (the default) keeps every layer dense.
 
     Returns:
         A context manager.
@@ -121,10 +131,10 @@ def masked_training(model: nn.Module, optimizer: torch.optim.Optimizer) -> Maske
         >>> bool((model.weight[model.weight_mask == 0] == 0).all()), prune.is_pruned(model)
         (True, True)
     """
-    return MaskedTraining(model, optimizer)
+    return MaskedTraining(model, optimizer, sparse_density)
 
 
-def _to_dense(module: nn.Module, name: str) -> _Converted:
+def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted:
     parameter = module._parameters[name + "_orig"]
     mask = module._buffers[name + "_mask"]
     pruned = mask == 0
@@ -137,14 +147,23 @@ def _to_dense(module: nn.Module, name: str) -> _Converted:
     with torch.no_grad():
         parameter.masked_fill_(pruned, 0)
     module._parameters[name] = parameter
-    handle = parameter.register_post_accumulate_grad_hook(_GradMask(pruned))
+    keep_fraction = 1.0 - float(pruned.sum()) / pruned.numel()
+    if isinstance(module, nn.Linear) and name == "weight" and keep_fraction <= sparse_density:
+        # The sparse kernels give pruned entries no gradient at all: no mask pass needed.
+        module.forward = SparseForward(module, ~pruned)
+        handle = None
+    else:
+        handle = parameter.register_post_accumulate_grad_hook(_GradMask(pruned))
     hygiene.DENSE_MASKS.setdefault(module, {})[name] = pruned
     return _Converted(module, name, parameter, pruned, mask.dtype, handle)
 
 
 def _to_pruned(entry: _Converted) -> None:
     module, name = entry.module, entry.name
-    entry.grad_hook.remove()
+    if entry.grad_hook is not None:
+        entry.grad_hook.remove()
+    if isinstance(module.__dict__.get("forward"), SparseForward):
+        del module.__dict__["forward"]
     masks = hygiene.DENSE_MASKS.get(module, {})
     masks.pop(name, None)
     if not masks:

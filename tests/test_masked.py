@@ -168,3 +168,24 @@ def _steps_linear(model: nn.Module, optimizer: torch.optim.Optimizer, count: int
         optimizer.zero_grad()
         model(torch.randn(4, 10, generator=generator)).pow(2).sum().backward()
         optimizer.step()
+
+
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+def test_sparse_kernels_follow_the_dense_trajectory(make_optimizer):
+    dense, sparse = _pruned_net(amount=0.9), _pruned_net(amount=0.9)
+    dense_opt, sparse_opt = make_optimizer(dense.parameters()), make_optimizer(sparse.parameters())
+    with masked_training(dense, dense_opt):
+        _steps(dense, dense_opt, 4)
+    with masked_training(sparse, sparse_opt, sparse_density=1.0):
+        assert "forward" in vars(sparse[3]) and "forward" in vars(sparse[5])
+        _steps(sparse, sparse_opt, 4)
+    assert "forward" not in vars(sparse[3])
+    for (a, _), (b, _) in zip(prunable(dense), prunable(sparse)):
+        assert torch.equal(a.weight_mask, b.weight_mask)
+        assert torch.allclose(a.weight, b.weight, atol=1e-5, rtol=1e-4)
+        assert bool((b.weight[b.weight_mask == 0] == 0).all())
+
+
+def test_sparse_density_is_validated():
+    with pytest.raises(ValueError, match=r"sparse_density must be a float in \[0, 1\], got 2"):
+        masked_training(nn.Linear(2, 2), torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1), sparse_density=2)

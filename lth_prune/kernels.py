@@ -94,8 +94,8 @@ def sparse_linear(input: Tensor, weight: Tensor, bias: Tensor | None, pattern: C
     Example:
         >>> weight = torch.tensor([[1.0, 0.0], [0.0, 2.0]], requires_grad=True)
         >>> pattern = CsrPattern(weight != 0)
-        >>> sparse_linear(torch.ones(1, 2), weight, None, pattern)
-        tensor([[1., 2.]], grad_fn=<_SparseLinearBackward>)
+        >>> sparse_linear(torch.ones(1, 2), weight, None, pattern).tolist()
+        [[1.0, 2.0]]
     """
     flat = input.reshape(-1, pattern.shape[1])
     out = _SparseLinear.apply(flat, weight, bias, pattern)

@@ -10,14 +10,14 @@ import os
 from typing import Any, Union
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from lth_prune.masks import get_masks, set_masks
 from lth_prune.methods import _prunable_named
 from lth_prune.packing import pack_mask, unpack_mask
 from lth_prune.rewind import _REWINDERS, Rewinder, _tensors, register_rewind_hooks
 
-__all__ = ["load_ticket", "save_ticket"]
+__all__ = ["load_ticket", "read_ticket", "save_ticket"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 _FORMAT = "lth_prune.ticket"
@@ -88,19 +88,31 @@ def load_ticket(
     if map_location is None:
         first = next(iter(model.parameters()), None)
         map_location = first.device if first is not None else "cpu"
-    payload: Any = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(f"load_ticket(): path must be a ticket saved by save_ticket(), got {path!r}.")
-    masks, state = payload["masks"], payload["rewind_point"]
-    if payload.get("version") == _COMPACT:
-        masks, state = _expand(masks, state, path)
+    masks, state, rewind_step = read_ticket(path, map_location)
     _check_ticket(model, masks, state, path)
     set_masks(model, masks)
     rewinder = register_rewind_hooks(model)
     rewinder.set_rewind_point(state)
-    rewinder.rewind_step = int(payload["rewind_step"])
+    rewinder.rewind_step = rewind_step
     rewinder.rewind()
     return rewinder
+
+
+def read_ticket(
+    path: PathLike, map_location: str | torch.device | None = "cpu"
+) -> tuple[dict[str, Tensor], dict[str, Tensor], int]:
+    """The boolean masks, the rewind point (whole tensors) and the rewind step in a ticket file.
+
+    Raises:
+        ValueError: if the file is not a ticket or its contents do not agree.
+    """
+    payload: Any = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise ValueError(f"load_ticket(): path must be a ticket saved by save_ticket(), got {str(path)!r}.")
+    masks, state = payload["masks"], payload["rewind_point"]
+    if payload.get("version") == _COMPACT:
+        masks, state = _expand(masks, state, path)
+    return masks, state, int(payload["rewind_step"])
 
 
 def _expand(packed: dict, values: dict, path: PathLike) -> tuple[dict, dict]:

@@ -50,18 +50,18 @@ _FASHION_CLASSES = (
 _HOW_TO_GET: dict[str, str] = {
     "mnist": (
         "put the four files from http://yann.lecun.com/exdb/mnist/ (raw or .gz) in one of these "
-        "directories, point data_dir (--data-dir) at them, or pass download=True to let "
+        "directories, point data_dir (--data-dir) at them, or pass download=True (--download) to let "
         "torchvision fetch them into data_dir/MNIST/raw."
     ),
     "fashion-mnist": (
         "install Debian's package (apt-get install dataset-fashion-mnist, files in "
         "/usr/share/datasets/fashion-mnist), put the four files from "
         "https://github.com/zalandoresearch/fashion-mnist (raw or .gz) in one of these directories, "
-        "point data_dir (--data-dir) at them, or pass download=True to let torchvision "
+        "point data_dir (--data-dir) at them, or pass download=True (--download) to let torchvision "
         "fetch them into data_dir/FashionMNIST/raw."
     ),
     "cifar10": (
-        "pass download=True to let torchvision fetch it (163 MB) into data_dir, or extract "
+        "pass download=True (--download) to let torchvision fetch it (163 MB) into data_dir, or extract "
         "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html so that "
         "data_dir/cifar-10-batches-py exists, and point data_dir (--data-dir) at it."
     ),

@@ -29,6 +29,8 @@ class ExperimentConfig:
         model: a name from :func:`lth_prune.models.names`.
         dataset: a name from :func:`lth_prune.data.dataset_names`.
         data_dir: where to look for the data set's files first.
+        download: let torchvision download MNIST, Fashion-MNIST or CIFAR-10 into ``data_dir``
+            when they are not found (needs a network).
         optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
         lr: peak learning rate.
         momentum: SGD momentum.
@@ -67,6 +69,7 @@ class ExperimentConfig:
     model: str = "lenet300_100"
     dataset: str = "digits"
     data_dir: str | None = None
+    download: bool = False
     optimizer: str = "adam"
     lr: float = 1.2e-3
     momentum: float = 0.9
@@ -87,7 +90,7 @@ class ExperimentConfig:
     one_shot: bool = False
     controls: tuple[str, ...] = ("random_reinit",)
     seeds: tuple[int, ...] = (0,)
-    val_size: float | None = None
+    val_size: int | float | None = None
     limit: int | None = None
     augment: bool | None = None
     eval_every: int | None = None
@@ -154,7 +157,7 @@ class ExperimentConfig:
         changed = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("device", "data_dir") and getattr(self, f.name) != getattr(defaults, f.name)
+            if f.name not in ("device", "data_dir", "download") and getattr(self, f.name) != getattr(defaults, f.name)
         }
         if not changed:
             suffix = "default"
@@ -253,7 +256,7 @@ def _validate(config: ExperimentConfig) -> None:
         raise ValueError(
             f"ExperimentConfig: one_shot needs a rewind to weights (rewind='init' or 'step'), got {config.rewind!r}."
         )
-    for name in ("one_shot", "masked_training"):
+    for name in ("one_shot", "masked_training", "download"):
         if not isinstance(getattr(config, name), bool):
             raise TypeError(f"ExperimentConfig: {name} must be a bool, got {getattr(config, name)!r}.")
     if config.augment is not None and not isinstance(config.augment, bool):

@@ -29,7 +29,7 @@ from lth_prune.masked import masked_training
 from lth_prune.masks import get_masks, set_masks, sparsity_report
 from lth_prune.methods import LotteryTicket, PruningRates, _output_layer, prunable, prune_layerwise
 from lth_prune.rewind import Rewinder, capture_state, register_rewind_hooks, restore_state
-from lth_prune.tickets import save_ticket
+from lth_prune.tickets import read_ticket, save_ticket
 from lth_prune.training import LearningRateSchedule, evaluate, train
 
 __all__ = ["run"]
@@ -86,12 +86,17 @@ def run(
         >>> config = ExperimentConfig(dataset="synthetic", rounds=1, epochs=1, controls=())
         >>> results = run(config, progress=False)
         >>> [round(level["weights_remaining"], 3) for level in results.levels]
-        [1.0, 0.8]
+        [1.0, 0.801]
     """
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"run(): config must be an ExperimentConfig, got {type(config).__name__}.")
     store = _open_store(config, run_dir, resume)
+    # Data and settings are checked before the run directory is written, so a failed start
+    # leaves nothing that a second try would mistake for a run to resume.
     setup = _setup(config, model, data, progress)
+    if store is not None:
+        store.run_dir.mkdir(parents=True, exist_ok=True)
+        store.write_config(config)
     records: list[dict[str, Any]] = []
     for seed in config.seeds:
         records.extend(_run_seed(setup, seed, store))
@@ -232,6 +237,7 @@ def _train(
         )
     test = evaluate(net, test_loader, setup.device)
     return {
+        "iterations": outcome.iterations,
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
         "val_accuracy": outcome.final.accuracy,
@@ -245,7 +251,10 @@ def _setup(
 ) -> _Setup:
     device = _device(config.device)
     if data is None:
-        data = load_dataset(config.dataset, data_dir=config.data_dir, val_size=config.val_size, limit=config.limit)
+        data = load_dataset(
+            config.dataset, data_dir=config.data_dir, val_size=config.val_size, limit=config.limit,
+            download=config.download,
+        )
     elif not isinstance(data, DataSplits):
         raise TypeError(f"run(): data must be a lth_prune.data.DataSplits, got {type(data).__name__}.")
     per_epoch = math.ceil(len(data.train_y) / config.batch_size)
@@ -303,8 +312,6 @@ def _open_store(config: ExperimentConfig, run_dir: str | Path | None, resume: bo
             raise ValueError(
                 f"run(): resume needs the config the run started with; these settings differ: {differs}."
             )
-    store.run_dir.mkdir(parents=True, exist_ok=True)
-    store.write_config(config)
     return store
 
 
@@ -312,9 +319,9 @@ def _restore_level(net: nn.Module, rewinder: Rewinder, store: RunStore, level: i
     trained = store.load_trained(level, seed)
     set_masks(net, trained["masks"])
     restore_state(net, {k: v.to(next(net.parameters()).device) for k, v in trained["state"].items()})
-    ticket = torch.load(store.level_dir(level, seed) / "ticket.pt", map_location="cpu", weights_only=True)
-    rewinder.set_rewind_point(ticket["rewind_point"])
-    rewinder.rewind_step = int(ticket["rewind_step"])
+    _, rewind_point, rewind_step = read_ticket(store.level_dir(level, seed) / "ticket.pt")
+    rewinder.set_rewind_point(rewind_point)
+    rewinder.rewind_step = rewind_step
 
 
 def _sparsity(net: nn.Module) -> dict[str, Any]:

@@ -36,6 +36,7 @@ METRICS = (
     "random_reinit_accuracy",
     "random_pruning_accuracy",
     "seconds",
+    "iterations",
 )
 
 

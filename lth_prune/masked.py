@@ -20,7 +20,7 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lth_prune import hygiene
+from lth_prune import distributed, hygiene
 from lth_prune.kernels import SparseForward
 
 __all__ = ["MaskedTraining", "masked_training"]
@@ -57,6 +57,7 @@ class MaskedTraining:
         self.sparse_density = float(sparse_density)
         self._converted: list[_Converted] = []
         self._step_hook: RemovableHandle | None = None
+        self._pre_step_hook: RemovableHandle | None = None
 
     def __enter__(self) -> MaskedTraining:
         if self._converted:
@@ -77,15 +78,24 @@ class MaskedTraining:
                         value.masked_fill_(pruned, 0)
         if self._converted and type(self.optimizer) not in _ZERO_PRESERVING:
             self._step_hook = self.optimizer.register_step_post_hook(self._zero_pruned)
+        if self._converted and distributed.world_size() > 1:
+            # DDP writes the averaged gradient after the per-parameter hooks ran; mask it again.
+            self._pre_step_hook = self.optimizer.register_step_pre_hook(self._mask_gradients)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self._step_hook is not None:
-            self._step_hook.remove()
-            self._step_hook = None
+        for hook in (self._step_hook, self._pre_step_hook):
+            if hook is not None:
+                hook.remove()
+        self._step_hook = self._pre_step_hook = None
         for entry in reversed(self._converted):
             _to_pruned(entry)
         self._converted = []
+
+    def _mask_gradients(self, *args: Any) -> None:
+        for entry in self._converted:
+            if entry.parameter.grad is not None:
+                entry.parameter.grad.masked_fill_(entry.pruned, 0)
 
     def _zero_pruned(self, *args: Any) -> None:
         with torch.no_grad():

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from lth_prune import distributed
+
 __all__ = ["Evaluation", "LearningRateSchedule", "TrainResult", "evaluate", "train"]
 
 Batches = Iterable[tuple[Tensor, Tensor]]
@@ -130,7 +132,9 @@ def train(
 ) -> TrainResult:
     """Train ``model`` from step ``start_iteration`` to step ``iterations`` of ``schedule``.
 
-    Starting later than 0 is how late rewinding resumes the schedule at the rewind step.
+    Starting later than 0 is how late rewinding resumes the schedule at the rewind step. Under
+    ``torch.distributed`` (``model`` wrapped in ``DistributedDataParallel``) each rank trains on
+    its shard of every batch.
 
     Args:
         model: the model; trained in place.
@@ -171,7 +175,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = schedule(step)
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(inputs), targets)
+        loss = _loss(model, inputs, targets)
         loss.backward()
         optimizer.step()
         step += 1
@@ -190,6 +194,17 @@ def train(
         return TrainResult(step - start_iteration, final, step, final, None)
     assert last is not None  # set together with best
     return TrainResult(step - start_iteration, last, best[1], best[2], best[3])
+
+
+def _loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+    ranks = distributed.world_size()
+    if ranks == 1:
+        return F.cross_entropy(model(inputs), targets)
+    # Each rank sums the loss over its shard and divides by the whole batch; DDP's average over
+    # ranks then yields exactly the one-process gradient, even for uneven shards.
+    batch = targets.shape[0]
+    shard_loss = F.cross_entropy(model(distributed.shard(inputs)), distributed.shard(targets), reduction="sum")
+    return shard_loss * (ranks / batch)
 
 
 def _forever(batches: Batches) -> Iterator[tuple[Tensor, Tensor]]:

@@ -14,6 +14,9 @@ REWIND_MODES = ("init", "step", "lr", "finetune")
 CONTROLS = ("random_reinit", "random_pruning")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DECAYS = ("constant", "cosine", "step")
+# Settings that say how a run executes, not what it computes: they are left out of the run's
+# name and may change when a run is resumed.
+EXECUTION_SETTINGS = ("device", "data_dir", "download", "jobs")
 PRUNING_MODES = ("layerwise", "global")
 
 
@@ -64,6 +67,8 @@ class ExperimentConfig:
         masked_training: train pruned networks with :func:`lth_prune.masked_training` (dense
             cost, boolean masks) instead of ``torch.nn.utils.prune``'s forward pre-hooks.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        jobs: seeds run side by side in this many processes (each with its share of the CPU
+            threads); under ``torchrun`` seeds run one after the other.
     """
 
     model: str = "lenet300_100"
@@ -96,6 +101,7 @@ class ExperimentConfig:
     eval_every: int | None = None
     masked_training: bool = True
     device: str = "auto"
+    jobs: int = 1
 
     def __post_init__(self) -> None:
         for name in ("exclude", "controls", "seeds"):
@@ -157,7 +163,7 @@ class ExperimentConfig:
         changed = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("device", "data_dir", "download") and getattr(self, f.name) != getattr(defaults, f.name)
+            if f.name not in EXECUTION_SETTINGS and getattr(self, f.name) != getattr(defaults, f.name)
         }
         if not changed:
             suffix = "default"
@@ -222,6 +228,7 @@ def _validate(config: ExperimentConfig) -> None:
     _integer(config, "rounds", low=0)
     _integer(config, "warmup", low=0)
     _integer(config, "rewind_step", low=0)
+    _integer(config, "jobs", low=1)
     for name, low in (("iterations", 1), ("limit", 1), ("eval_every", 1)):
         if getattr(config, name) is not None:
             _integer(config, name, low=low)

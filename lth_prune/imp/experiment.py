@@ -7,24 +7,23 @@ mode says; train; measure; train the controls on the same mask; checkpoint.
 from __future__ import annotations
 
 import contextlib
-import copy
-import math
-import sys
+import multiprocessing
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any
 
 import torch
 import torch.nn.utils.prune as prune
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from lth_prune import models
-from lth_prune.data import DataSplits, load_dataset, random_crop_flip
+from lth_prune import distributed
+from lth_prune.data import DataSplits, random_crop_flip
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.controls import derive_seed, random_masks
 from lth_prune.imp.results import Results, RunStore
+from lth_prune.imp.setup import ModelSource, Setup, augments, make_optimizer, open_store, prepare
 from lth_prune.masked import masked_training
 from lth_prune.masks import get_masks, set_masks, sparsity_report
 from lth_prune.methods import LotteryTicket, PruningRates, _output_layer, prunable, prune_layerwise
@@ -33,22 +32,6 @@ from lth_prune.tickets import read_ticket, save_ticket
 from lth_prune.training import LearningRateSchedule, evaluate, train
 
 __all__ = ["run"]
-
-ModelSource = Union[nn.Module, Callable[[], nn.Module], None]
-
-
-@dataclass
-class _Setup:
-    """What every level of every seed shares."""
-
-    config: ExperimentConfig
-    data: DataSplits
-    device: torch.device
-    make_model: Callable[[int], nn.Module]
-    iterations: int
-    eval_every: int
-    progress: bool
-    test_loader: Any
 
 
 def run(
@@ -90,32 +73,66 @@ def run(
     """
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"run(): config must be an ExperimentConfig, got {type(config).__name__}.")
-    store = _open_store(config, run_dir, resume)
-    # Data and settings are checked before the run directory is written, so a failed start
-    # leaves nothing that a second try would mistake for a run to resume.
-    setup = _setup(config, model, data, progress)
-    if store is not None:
-        store.run_dir.mkdir(parents=True, exist_ok=True)
-        store.write_config(config)
-    records: list[dict[str, Any]] = []
-    for seed in config.seeds:
-        records.extend(_run_seed(setup, seed, store))
-    results = Results.from_records(config, records)
-    if store is not None:
-        results.save(store.run_dir)
-        from lth_prune import report
+    created_group, rank_device = distributed.init_from_env(config.device)
+    try:
+        store = open_store(config, run_dir, resume)
+        # Data and settings are checked before the run directory is written, so a failed start
+        # leaves nothing that a second try would mistake for a run to resume.
+        setup = prepare(config, model, data, progress, device=rank_device)
+        if distributed.world_size() > 1:
+            torch.distributed.barrier()  # every rank has checked run_dir before rank 0 writes
+        writer = store if distributed.is_main_process() else None
+        if writer is not None:
+            writer.run_dir.mkdir(parents=True, exist_ok=True)
+            writer.write_config(config)
+        records = _run_seeds(setup, store, writer, model, data)
+        results = Results.from_records(config, records)
+        if writer is not None:
+            results.save(writer.run_dir)
+            from lth_prune import report
 
-        report.plot_results(results, store.run_dir)
-    return results
+            report.plot_results(results, writer.run_dir)
+        return results
+    finally:
+        if created_group:
+            torch.distributed.destroy_process_group()
 
 
-def _run_seed(setup: _Setup, seed: int, store: RunStore | None) -> list[dict[str, Any]]:
+def _run_seeds(
+    setup: Setup, store: RunStore | None, writer: RunStore | None, model: ModelSource, data: DataSplits | None
+) -> list[dict[str, Any]]:
+    config = setup.config
+    jobs = min(config.jobs, len(config.seeds))
+    if jobs <= 1 or distributed.world_size() > 1:
+        return [record for seed in config.seeds for record in _run_seed(setup, seed, store, writer)]
+    # Seeds are independent: run them in separate processes, each with its share of the cores.
+    threads = max(1, torch.get_num_threads() // jobs)
+    run_dir = None if store is None else str(store.run_dir)
+    arguments = [(config, seed, run_dir, model, data, threads) for seed in config.seeds]
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        per_seed = pool.starmap(_seed_job, arguments)
+    return [record for records in per_seed for record in records]
+
+
+def _seed_job(
+    config: ExperimentConfig, seed: int, run_dir: str | None, model: ModelSource, data: DataSplits | None,
+    threads: int,
+) -> list[dict[str, Any]]:
+    torch.set_num_threads(threads)
+    setup = prepare(config, model, data, progress=False)
+    store = None if run_dir is None else RunStore(Path(run_dir))
+    return _run_seed(setup, seed, store, store)
+
+
+def _run_seed(setup: Setup, seed: int, store: RunStore | None, writer: RunStore | None) -> list[dict[str, Any]]:
+    """One seed's levels; ``store`` is read to resume, ``writer`` (rank 0's) is written to."""
     config = setup.config
     records = store.finished_records(seed) if store is not None else []
     records = records[: config.rounds + 1]
     net = setup.make_model(derive_seed(seed, "init")).to(setup.device)
     rewinder = register_rewind_hooks(net)
     initial_state = capture_state(net)
+    distributed.check_identical(initial_state, f"the initial weights of seed {seed}")
     dense_trained: dict[str, torch.Tensor] | None = None
     if records:
         _restore_level(net, rewinder, store, len(records) - 1, seed)
@@ -135,13 +152,15 @@ def _run_seed(setup: _Setup, seed: int, store: RunStore | None) -> list[dict[str
                 _prune_one_shot(net, config, level, dense_trained)
             else:
                 _prune_round(net, config)
+            distributed.check_identical(get_masks(net), f"the masks of seed {seed} at level {level}")
             record["no_retrain_accuracy"] = evaluate(net, setup.test_loader, setup.device).accuracy
             if config.rewind in ("init", "step"):
                 rewinder.rewind()
         if level == 0 and config.rewind == "step":
-            optimizer = _optimizer(net, config)
+            optimizer = make_optimizer(net, config)
             rewinder = register_rewind_hooks(net, at_step=config.rewind_step, optimizer=optimizer)
             outcome = _train(setup, net, seed, level, "ticket", optimizer=optimizer)
+            distributed.check_identical(rewinder.rewind_point, f"the rewind point of seed {seed}")
         else:
             outcome = _train(setup, net, seed, level, "ticket")
         record.update(outcome)
@@ -152,9 +171,9 @@ def _run_seed(setup: _Setup, seed: int, store: RunStore | None) -> list[dict[str
             record.update(_controls(setup, net, rewinder, initial_state, seed, level))
         record["seconds"] = time.perf_counter() - started
         records.append(record)
-        if store is not None:
+        if writer is not None:
             trained = {"state": capture_state(net), "masks": get_masks(net)}
-            store.save_level(record, trained, lambda path: save_ticket(net, path, rewinder))
+            writer.save_level(record, trained, lambda path: save_ticket(net, path, rewinder))
     return records
 
 
@@ -190,7 +209,7 @@ def _prune_one_shot(
 
 
 def _controls(
-    setup: _Setup, net: nn.Module, rewinder: Rewinder, initial_state: dict[str, torch.Tensor],
+    setup: Setup, net: nn.Module, rewinder: Rewinder, initial_state: dict[str, torch.Tensor],
     seed: int, level: int,
 ) -> dict[str, float]:
     config, masks, measured = setup.config, get_masks(net), {}
@@ -211,7 +230,7 @@ def _controls(
 
 
 def _train(
-    setup: _Setup, net: nn.Module, seed: int, level: int, phase: str,
+    setup: Setup, net: nn.Module, seed: int, level: int, phase: str,
     optimizer: torch.optim.Optimizer | None = None, start: int | None = None,
 ) -> dict[str, Any]:
     config = setup.config
@@ -224,13 +243,18 @@ def _train(
     torch.manual_seed(derive_seed(seed, phase, "train", level))
     train_loader, val_loader, test_loader = setup.data.loaders(
         config.batch_size, device=setup.device, seed=derive_seed(seed, phase, "batches", level),
-        augment=random_crop_flip(padding=4) if _augment(config) else None,
+        augment=random_crop_flip(padding=4) if augments(config) else None,
     )
-    optimizer = optimizer or _optimizer(net, config)
+    optimizer = optimizer or make_optimizer(net, config)
     masking = masked_training(net, optimizer) if config.masked_training else contextlib.nullcontext()
     with masking:
+        trained = net
+        if distributed.world_size() > 1:
+            # Each rank trains on its shard of every batch; DDP averages the gradients.
+            device_ids = [setup.device] if setup.device.type == "cuda" else None
+            trained = DistributedDataParallel(net, device_ids=device_ids)
         outcome = train(
-            net, optimizer, train_loader, schedule,
+            trained, optimizer, train_loader, schedule,
             iterations=setup.iterations, start_iteration=start, val_batches=val_loader,
             test_batches=test_loader, eval_every=setup.eval_every, progress=setup.progress,
             description=f"level {level} {phase.replace('_', ' ')}",
@@ -244,75 +268,6 @@ def _train(
         "early_stop_iteration": outcome.early_stop_iteration,
         "early_stop_test_accuracy": outcome.early_stop_test.accuracy if outcome.early_stop_test else None,
     }
-
-
-def _setup(
-    config: ExperimentConfig, model: ModelSource, data: DataSplits | None, progress: bool | None
-) -> _Setup:
-    device = _device(config.device)
-    if data is None:
-        data = load_dataset(
-            config.dataset, data_dir=config.data_dir, val_size=config.val_size, limit=config.limit,
-            download=config.download,
-        )
-    elif not isinstance(data, DataSplits):
-        raise TypeError(f"run(): data must be a lth_prune.data.DataSplits, got {type(data).__name__}.")
-    per_epoch = math.ceil(len(data.train_y) / config.batch_size)
-    iterations = config.iterations or max(1, math.ceil(config.epochs * per_epoch))
-    if config.rewind == "step" and config.rewind_step >= iterations:
-        raise ValueError(
-            f"run(): rewind_step must be smaller than the iterations per round ({iterations}), "
-            f"got {config.rewind_step}."
-        )
-    eval_every = config.eval_every or per_epoch
-    if progress is None:
-        progress = sys.stderr.isatty()
-    test_loader = data.loaders(1000, device=device)[2]
-    return _Setup(
-        config, data, device, _model_factory(config, model, data), iterations, eval_every, progress, test_loader
-    )
-
-
-def _model_factory(config: ExperimentConfig, model: ModelSource, data: DataSplits) -> Callable[[int], nn.Module]:
-    def build(seed: int) -> nn.Module:
-        torch.manual_seed(seed)
-        if model is None:
-            return models.get(config.model, num_classes=data.num_classes, input_shape=data.input_shape)
-        if isinstance(model, nn.Module):
-            fresh = copy.deepcopy(model)
-            for module in fresh.modules():
-                if hasattr(module, "reset_parameters"):
-                    module.reset_parameters()
-            return fresh
-        built = model()
-        if not isinstance(built, nn.Module):
-            raise TypeError(f"run(): model() must return an nn.Module, got {type(built).__name__}.")
-        return built
-
-    if model is not None and not isinstance(model, nn.Module) and not callable(model):
-        raise TypeError(f"run(): model must be an nn.Module or a function returning one, got {type(model).__name__}.")
-    return build
-
-
-def _open_store(config: ExperimentConfig, run_dir: str | Path | None, resume: bool) -> RunStore | None:
-    if run_dir is None:
-        if resume:
-            raise ValueError("run(): resume=True needs run_dir, the directory of the run to continue.")
-        return None
-    store = RunStore(Path(run_dir))
-    saved = store.read_config()
-    if saved is not None and not resume:
-        raise ValueError(
-            f"run(): run_dir {str(run_dir)!r} already holds a run; pass resume=True (--resume) to "
-            "continue it, or choose another directory."
-        )
-    if saved is not None:
-        differs = sorted(k for k, v in saved.to_dict().items() if k != "device" and config.to_dict()[k] != v)
-        if differs:
-            raise ValueError(
-                f"run(): resume needs the config the run started with; these settings differ: {differs}."
-            )
-    return store
 
 
 def _restore_level(net: nn.Module, rewinder: Rewinder, store: RunStore, level: int, seed: int) -> None:
@@ -344,22 +299,3 @@ def _remaining_after(total: int, rate: float, rounds: int) -> int:
     return remaining
 
 
-def _optimizer(net: nn.Module, config: ExperimentConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay)
-    kind = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return kind(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _augment(config: ExperimentConfig) -> bool:
-    return config.augment if config.augment is not None else config.dataset.lower().startswith("cifar")
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"run(): device must be available, got {name!r} but CUDA is not available here.")
-    return device

@@ -160,7 +160,7 @@ def early_stop_figure(results: Results) -> Figure | None:
     axes.set_ylabel("Early-stop iteration (optimizer steps)")
     # From zero, so a small wobble does not look like a trend; headroom keeps top points off the frame.
     axes.set_ylim(0, 1.08 * max(axes.get_ylim()[1], 1.0))
-    axes.set_title(_title(results.config, several) + "\nstep of best validation accuracy", fontsize=10)
+    axes.set_title(_title(results.config, several) + "\nstep of minimum validation loss", fontsize=10)
     _sparsity_axis(axes, results.levels)
     _legend(axes)
     return figure

@@ -28,7 +28,7 @@ def format_table(results: Results, *, tablefmt: str = "github") -> str:
 
     Columns: level, percent of weights remaining, test accuracy after retraining, accuracy
     right after pruning without retraining, the accuracy of each control that was run, and
-    the early-stopping iteration (the step of best validation accuracy). Accuracies are in
+    the early-stopping iteration (the step of minimum validation loss). Accuracies are in
     percent; with several seeds each cell is ``mean ± std``. Only measured columns appear;
     a level that did not measure a value (level 0 has no no-retrain or control accuracy)
     shows ``-``.

@@ -66,6 +66,9 @@ class ExperimentConfig:
         eval_every: optimizer steps between validation evaluations; ``None`` is once an epoch.
         masked_training: train pruned networks with :func:`lth_prune.masked_training` (dense
             cost, boolean masks) instead of ``torch.nn.utils.prune``'s forward pre-hooks.
+        sparse_density: with ``masked_training``, linear layers with at most this fraction of
+            their weights left train through sparse kernels (measured faster from about 10 %
+            down on a CPU); 0 keeps every layer dense.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         jobs: seeds run side by side in this many processes (each with its share of the CPU
             threads); under ``torchrun`` seeds run one after the other.
@@ -100,6 +103,7 @@ class ExperimentConfig:
     augment: bool | None = None
     eval_every: int | None = None
     masked_training: bool = True
+    sparse_density: float = 0.1
     device: str = "auto"
     jobs: int = 1
 
@@ -221,7 +225,7 @@ def _validate(config: ExperimentConfig) -> None:
     _choice(config, "rewind", REWIND_MODES)
     for name in ("lr", "epochs"):
         _number(config, name, low=0.0, low_open=True)
-    for name in ("momentum", "rate", "conv_rate"):
+    for name in ("momentum", "rate", "conv_rate", "sparse_density"):
         _number(config, name, low=0.0, high=1.0)
     _number(config, "weight_decay", low=0.0)
     _integer(config, "batch_size", low=1)

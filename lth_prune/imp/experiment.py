@@ -246,7 +246,10 @@ def _train(
         augment=random_crop_flip(padding=4) if augments(config) else None,
     )
     optimizer = optimizer or make_optimizer(net, config)
-    masking = masked_training(net, optimizer) if config.masked_training else contextlib.nullcontext()
+    masking = (
+        masked_training(net, optimizer, sparse_density=config.sparse_density)
+        if config.masked_training else contextlib.nullcontext()
+    )
     with masking:
         trained = net
         if distributed.world_size() > 1:

@@ -230,3 +230,98 @@ def test_python_dash_m_lth_prune_help():
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith("usage: lth-prune")
     assert "examples:" in completed.stdout
+
+
+def test_transfer_end_to_end_prints_the_table_and_writes_a_run_directory(finished_run, tmp_path, capsys):
+    source, _, _ = finished_run
+    target = tmp_path / "to-digits"
+    argv = ["transfer", "--ticket", str(source), "--dataset", "digits", "--iterations", "5", "--quiet", "--out", str(target)]
+    assert cli.main(argv) == 0
+    stdout = capsys.readouterr().out
+    results = Results.load(target)
+    assert stdout.startswith(report.format_table(results) + "\n")
+    assert "random reinit (%)" in stdout and "random pruning (%)" in stdout
+    assert "output layer: new (fresh initialization" in stdout  # 4 synthetic classes, 10 digits
+    assert f"lth-prune compare {source} {target}" in stdout
+    assert results.config.dataset == "digits" and results.config.controls == ("random_reinit", "random_pruning")
+    transfer = json.loads((target / "transfer.json").read_text())
+    assert transfer["levels"] == [0, 1] and transfer["output_layer"] == "new"
+    assert all((target / name).is_file() for name in FIGURES)
+
+
+def test_transfer_ticket_forms_and_settings(finished_run, monkeypatch, capsys):
+    source, _, _ = finished_run
+    calls = []
+    monkeypatch.setattr(cli._transfer, "transfer", lambda *args, **kwargs: calls.append((args, kwargs)) or Results.load(source))
+    for ticket in (source, source / "level_1", source / "level_1" / "seed_0"):
+        assert cli.main(["transfer", "--ticket", str(ticket), "--dataset", "digits", "--quiet"]) == 0
+    assert [(kwargs["levels"], kwargs["seed"]) for _, kwargs in calls] == [(None, None), ([1], None), ([1], 0)]
+    assert [args[0] for args, _ in calls] == [source] * 3
+    assert calls[1][1]["run_dir"] == Path("runs") / f"{source.name}-to-digits-level_1"
+    capsys.readouterr()
+    assert cli.main(["transfer", "--ticket", str(source), "--dataset", "digits", "--epochs", "2", "--print-config"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    saved = Results.load(source).config
+    assert config["dataset"] == "digits" and config["epochs"] == 2.0 and config["iterations"] is None
+    assert config["controls"] == ["random_reinit", "random_pruning"] and config["rounds"] == saved.rounds
+    argv = ["transfer", "--ticket", str(source), "--dataset", "digits", "--controls", "none", "--print-config"]
+    assert cli.main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["controls"] == []
+
+
+def test_transfer_errors_exit_before_any_training(finished_run, tmp_path, monkeypatch, capsys):
+    source, _, _ = finished_run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("nothing may be trained")
+
+    monkeypatch.setattr(sys.modules["lth_prune.imp.transfer"], "_train", refuse)
+    out = ["--out", str(tmp_path / "t"), "--quiet"]
+    assert cli.main(["transfer", "--ticket", str(source / "level_5"), "--dataset", "digits", *out]) == 2
+    assert "levels must be finished levels of the source run" in capsys.readouterr().err
+    assert cli.main(["transfer", "--ticket", str(tmp_path), "--dataset", "digits", *out]) == 1
+    assert f"{tmp_path} has no config.json" in capsys.readouterr().err
+    assert cli.main(["transfer", "--ticket", str(source)]) == 2
+    assert "the following arguments are required: --dataset" in capsys.readouterr().err
+    assert cli.main(["transfer", "--ticket", str(source), "--dataset", "digits", "--out", str(source)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
+def test_report_analysis_prints_the_tables_and_writes_the_figures(finished_run, capsys):
+    out, _, _ = finished_run
+    assert cli.main(["report", str(out), "--analysis"]) == 0
+    stdout = capsys.readouterr().out
+    results = Results.load(out)
+    assert stdout.startswith(report.format_table(results) + "\n\n")
+    assert "|   level |   total |   classifier.0 |" in stdout
+    assert "mask overlap between levels (seed 0)" in stdout and "between seeds" not in stdout
+    for name in ("layers", "overlap_levels", "init_values"):
+        assert (out / f"{name}.png").is_file() and f"{out / name}.png" in stdout
+    assert not (out / "overlap_seeds.png").exists()  # one seed
+    assert cli.main(["report", str(out), "--analysis", "--seed", "3"]) == 2
+    assert "--seed must be one of the run's seeds [0], got 3." in capsys.readouterr().err
+
+
+def test_compare_prints_one_table_and_writes_the_overlay(finished_run, tmp_path, capsys):
+    out, _, _ = finished_run
+    assert cli.main(["compare", str(out), str(out), "--labels", "first", "second", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header[:3] == ["level", "first: remaining (%)", "first: ticket (%)"] and header[-2:] == ["overlap (Jaccard)", "random masks"]
+    assert lines[3].rstrip("|").split("|")[-2].strip() == "1.000"  # level 1 against itself
+    assert any(line.startswith(f"first: {out} (lenet300_100 on synthetic") for line in lines)
+    for name in ("compare.png", "compare.svg", "compare_overlap.png", "compare_overlap.svg"):
+        assert (tmp_path / name).is_file(), name
+    assert cli.main(["compare", str(out), str(tmp_path)]) == 1
+    assert "has no results.json" in capsys.readouterr().err
+
+
+def test_help_lists_transfer_and_compare(capsys):
+    assert cli.main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "transfer" in text and "compare" in text and "lth-prune transfer --ticket runs/fm --dataset digits --resize" in text
+    assert cli.main(["transfer", "--help"]) == 0
+    words = " ".join(capsys.readouterr().out.split())
+    assert "--resize resize the target images to the source's input shape" in words
+    assert "--lr X peak learning rate. (default: the source run's)" in words

@@ -27,7 +27,11 @@ PUBLIC_MODULES = (
     "lth_prune.kernels",
     "lth_prune.distributed",
     "lth_prune.imp",
+    "lth_prune.imp.transfer",
+    "lth_prune.analysis",
     "lth_prune.report",
+    "lth_prune.report.analysis",
+    "lth_prune.report.compare",
     "lth_prune.cli",
 )
 # Directives that document one object under the current module.
@@ -127,7 +131,7 @@ def test_cli_reference_renders_every_subcommand_from_the_parser(monkeypatch):
     commands = [command for command, _, _ in pages]
     parser = cli.build_parser()
     subcommands = [name for name, _ in extension.subcommands(parser)]
-    assert subcommands == ["run", "report"]
+    assert subcommands == ["run", "report", "transfer", "compare"]
     assert commands == ["lth-prune"] + [f"lth-prune {name}" for name in subcommands]
     texts = {command: text for command, _, text in pages}
     assert texts["lth-prune run"].startswith("usage: lth-prune run ")

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from docutils import nodes
@@ -82,7 +83,8 @@ class CliHelpDirective(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         from lth_prune import cli
 
-        self.env.note_dependency(cli.__file__)
+        for source in sorted(Path(cli.__file__).parent.glob("*.py")):
+            self.env.note_dependency(str(source))
         width = self.options.get("width", 88)
         lines: list[str] = []
         for command, description, text in render(width):

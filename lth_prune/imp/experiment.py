@@ -165,6 +165,7 @@ def _run_seed(setup: Setup, seed: int, store: RunStore | None, writer: RunStore 
             outcome = _train(setup, net, seed, level, "ticket")
         record.update(outcome)
         record.update(_sparsity(net))
+        record["input_shape"] = list(setup.data.input_shape)
         if level == 0 and config.one_shot:
             dense_trained = capture_state(net)
         if level > 0:

@@ -64,8 +64,11 @@ def format_overlap(matrix: analysis.OverlapMatrix, *, tablefmt: str = "github") 
 
     Example:
         >>> from lth_prune.analysis import OverlapMatrix
-        >>> format_overlap(OverlapMatrix(("x",), ("y",), ((0.5,),), title="t"), tablefmt="plain")
-        't      y\\nx   0.50'
+        >>> matrix = OverlapMatrix(("seed 0", "seed 1"), ("seed 0", "seed 1"), ((1.0, 0.34), (0.34, 1.0)), title="seeds")
+        >>> print(format_overlap(matrix, tablefmt="plain"))
+        seeds      seed 0    seed 1
+        seed 0       1.00      0.34
+        seed 1       0.34      1.00
     """
     _check_format("format_overlap", tablefmt)
     corner = matrix.title if matrix.layer is None else f"{matrix.title} ({matrix.layer})"

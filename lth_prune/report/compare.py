@@ -1,15 +1,7 @@
 """Two or more runs side by side (``lth-prune compare``), and the figures of a ticket transfer.
 
-Example:
-    >>> from lth_prune.imp import ExperimentConfig, Results
-    >>> def results(accuracy):
-    ...     records = [{"level": n, "seed": 0, "weights_remaining": 0.8 ** n, "layers": {},
-    ...                 "test_accuracy": accuracy} for n in range(2)]
-    ...     return Results.from_records(ExperimentConfig(), records)
-    >>> print(format_comparison([results(0.9), results(0.8)], ["A", "B"], tablefmt="plain"))
-      level    A: remaining (%)    A: ticket (%)    B: remaining (%)    B: ticket (%)
-          0               100.0            90.00               100.0            80.00
-          1                80.0            90.00                80.0            80.00
+Drawn like :mod:`lth_prune.report.figures`: :class:`matplotlib.figure.Figure` objects with the
+Agg canvas, no ``pyplot``.
 """
 from __future__ import annotations
 
@@ -66,6 +58,17 @@ def format_comparison(
         TypeError: if a run is not a :class:`lth_prune.imp.Results`.
         ValueError: if ``labels`` does not have one label per run, a run has no levels, or
             ``tablefmt`` is unknown.
+
+    Example:
+        >>> from lth_prune.imp import ExperimentConfig, Results
+        >>> def results(accuracy):
+        ...     records = [{"level": n, "seed": 0, "weights_remaining": 0.8 ** n, "layers": {},
+        ...                 "test_accuracy": accuracy} for n in range(2)]
+        ...     return Results.from_records(ExperimentConfig(), records)
+        >>> print(format_comparison([results(0.9), results(0.8)], ["A", "B"], tablefmt="plain"))
+          level    A: remaining (%)    A: ticket (%)    B: remaining (%)    B: ticket (%)
+              0               100.0            90.00               100.0            80.00
+              1                80.0            90.00                80.0            80.00
     """
     if len(labels) != len(runs):
         raise ValueError(f"format_comparison(): labels must have one label per run ({len(runs)}), got {len(labels)}.")
@@ -164,6 +167,16 @@ def plot_transfer(results: Results, out_dir: str | os.PathLike[str], transfer: M
     Raises:
         TypeError: if ``results`` is not a :class:`lth_prune.imp.Results`.
         ValueError: if it has no levels.
+
+    Example:
+        >>> import tempfile
+        >>> from lth_prune.imp import ExperimentConfig, Results
+        >>> records = [{"level": n, "seed": 0, "weights_remaining": 0.8 ** n, "layers": {},
+        ...             "test_accuracy": 0.9} for n in range(2)]
+        >>> results = Results.from_records(ExperimentConfig(), records)
+        >>> paths = plot_transfer(results, tempfile.mkdtemp(), {"source_dataset": "fashion-mnist", "output_layer": "new"})
+        >>> [path.name for path in paths]
+        ['accuracy.png', 'accuracy.svg']
     """
     _check_results("plot_transfer", results)
     out_dir = Path(out_dir)
@@ -171,9 +184,9 @@ def plot_transfer(results: Results, out_dir: str | os.PathLike[str], transfer: M
     model = _MODEL_TITLES.get(results.config.model, results.config.model)
     source = _DATASET_TITLES.get(transfer.get("source_dataset", ""), transfer.get("source_dataset", "another data set"))
     target = _DATASET_TITLES.get(results.config.dataset, results.config.dataset)
-    resized = f", resized to {'x'.join(map(str, transfer['input_shape'][1:]))}" if transfer.get("resized") else ""
+    resized = f"images resized to {'x'.join(map(str, transfer['input_shape'][1:]))}, " if transfer.get("resized") else ""
     output = "new output layer" if transfer.get("output_layer") == "new" else "output layer transferred"
-    title = f"{model}: tickets found on {source}, trained on {target}{resized}\n{output}"
+    title = f"{model}: tickets found on {source}, trained on {target}\n{resized}{output}"
     written: list[Path] = []
     for name, figure in (("accuracy", accuracy_figure(results)), ("early_stop", early_stop_figure(results))):
         if figure is None:

@@ -1,0 +1,96 @@
+"""``lth-prune compare``: two runs in one table and one figure, with the overlap of their tickets."""
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from lth_prune import analysis, imp
+from lth_prune.cli._settings import WIDTH, HelpFormatter, fail
+from lth_prune.report import analysis as report_analysis
+from lth_prune.report import compare
+from lth_prune.report.figures import _save
+
+NOTES = """\
+examples:
+  lth-prune compare runs/fm runs/fm-to-digits
+      a Fashion-MNIST run and the transfer of its tickets to digits
+  lth-prune compare runs/lenet-seed0 runs/lenet-seed1 --labels first second --out figures/
+      two runs of the same network: how much do their tickets overlap at each level?
+"""
+
+
+def add_parser(commands: Any) -> None:
+    """Add the ``compare`` subcommand to ``commands`` (the parser's subparsers)."""
+    parser = commands.add_parser(
+        "compare", formatter_class=HelpFormatter, epilog=NOTES,
+        help="print two runs side by side and overlay their accuracy",
+        description=textwrap.fill(
+            "Print one table of two finished runs by level (weights remaining, ticket and control "
+            "accuracies of each) and write compare.png/.svg, their accuracy curves on one axis. When their "
+            "tickets share layers of the same shape, the table adds the mask overlap (Jaccard index of the "
+            "surviving weights, over those layers) at each level both have, next to what random masks of "
+            "the same sparsity would give, and compare_overlap.png/.svg shows every level of one against "
+            "every level of the other.", WIDTH,
+        ),
+    )
+    parser.add_argument("runs", nargs=2, type=Path, metavar="RUN_DIR", help="two directories written by lth-prune run or transfer")
+    parser.add_argument("--labels", nargs=2, default=("A", "B"), metavar="LABEL",
+                        help="the runs' names in the table and figures (default: A B)")
+    parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
+                        help="where to write the figures (default: the current directory)")
+    parser.add_argument("--tablefmt", default="github", metavar="FORMAT",
+                        help="a tabulate table format: github, plain, latex_booktabs, ... (default: github)")
+    parser.set_defaults(handler=_command)
+
+
+def _command(args: argparse.Namespace) -> int:
+    runs = []
+    for run_dir in args.runs:
+        try:
+            runs.append(imp.Results.load(run_dir))
+        except FileNotFoundError:
+            return fail(f"{run_dir} has no results.json; is it a finished lth-prune run directory?", 1)
+    overlap, layers, note = _overlap(args.runs)
+    try:
+        print(compare.format_comparison(runs, args.labels, overlap=overlap, tablefmt=args.tablefmt))
+    except ValueError as error:
+        return fail(error, 2)
+    print()
+    for label, run_dir, results in zip(args.labels, args.runs, runs):
+        config = results.config
+        print(f"{label}: {run_dir} ({config.model} on {config.dataset}, seeds {list(config.seeds)})")
+    print(f"overlap: {note}" if not layers else
+          f"overlap: Jaccard index of the surviving weights of {', '.join(layers)} (seed "
+          f"{runs[0].config.seeds[0]} of A, {runs[1].config.seeds[0]} of B)")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        paths = _save(compare.comparison_figure(runs, args.labels), args.out / "compare")
+        if layers:
+            matrix = analysis.run_overlap(*args.runs)
+            paths += _save(report_analysis.overlap_figure(matrix), args.out / "compare_overlap")
+    except OSError as error:
+        return fail(error, 1)
+    print("figures: " + ", ".join(str(path) for path in paths))
+    return 0
+
+
+def _overlap(run_dirs: list[Path]) -> tuple[dict[int, dict[str, Any]], list[str], str]:
+    """The overlap of the two runs' tickets at each level both have, over the layers they share."""
+    try:
+        levels = [analysis.finished_levels(run_dir) for run_dir in run_dirs]
+    except FileNotFoundError:
+        return {}, [], "not measured (a run has no config.json)"
+    common = sorted(set(levels[0]) & set(levels[1]))
+    if not common:
+        return {}, [], "not measured (no level has a ticket file in both runs)"
+    first = [analysis.load_masks(run_dir, common[0]) for run_dir in run_dirs]
+    layers = [name for name in first[0] if name in first[1] and first[0][name].shape == first[1][name].shape]
+    if not layers:
+        return {}, [], "not measured (the runs' networks share no layer of the same shape)"
+    overlap = {
+        level: analysis.mask_overlap(*(analysis.load_masks(run_dir, level) for run_dir in run_dirs), layers=layers)
+        for level in common
+    }
+    return overlap, layers, ""

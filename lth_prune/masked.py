@@ -158,7 +158,9 @@ def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted
         parameter.masked_fill_(pruned, 0)
     module._parameters[name] = parameter
     keep_fraction = 1.0 - float(pruned.sum()) / pruned.numel()
-    if isinstance(module, nn.Linear) and name == "weight" and keep_fraction <= sparse_density:
+    if keep_fraction == 1.0:
+        handle = None  # nothing pruned (yet): nothing to mask, no pass over the gradient
+    elif isinstance(module, nn.Linear) and name == "weight" and keep_fraction <= sparse_density:
         # The sparse kernels give pruned entries no gradient at all: no mask pass needed.
         module.forward = SparseForward(module, ~pruned)
         handle = None

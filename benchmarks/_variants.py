@@ -1,0 +1,181 @@
+"""What the timing benchmarks compare: variants of one model, their dense references, memory.
+
+Every variant starts from the same model, pruned one shot with ``torch.nn.utils.prune`` and
+:class:`lth_prune.LotteryTicket` to the level being timed (or left dense). That pruned form
+gives the masks and the dense reference the checks compare against; the variant may then
+convert it (a sparse-kernel copy) or run the passes inside a context (a training mode).
+Adding a faster path is one more entry in :data:`VARIANTS`: ``masked-training``
+(:func:`lth_prune.masked_training`), ``sparse-kernels`` (the same with sparse kernels for linear
+layers at <= 10 % density) and ``to-sparse`` (:func:`lth_prune.to_sparse`, inference only) are.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+from typing import Callable, ContextManager
+
+import torch
+import torch.nn.utils.prune as prune
+from torch import Tensor, nn
+
+import lth_prune
+from lth_prune import hygiene
+
+__all__ = [
+    "PASSES",
+    "VARIANTS",
+    "Variant",
+    "dense_reference",
+    "param_bytes",
+    "prune_to",
+    "pruned_names",
+]
+
+PASSES = ("forward", "backward", "train_step", "inference")
+
+
+def pruned_names(module: nn.Module) -> list[str]:
+    """Names of the tensors of ``module`` that ``torch.nn.utils.prune`` reparametrised."""
+    return [
+        key[: -len("_orig")]
+        for key in module._parameters
+        if key.endswith("_orig") and key[: -len("_orig")] + "_mask" in module._buffers
+    ]
+
+
+def prune_to(model: nn.Module, weights_remaining: float) -> nn.Module:
+    """Prune ``model`` in place, one shot, to ``weights_remaining`` of its weights (global).
+
+    One shot is enough here: the timings depend on the masks' density, not on how many IMP
+    rounds produced them.
+
+    Args:
+        model: a dense model.
+        weights_remaining: fraction in (0, 1] of the convolution and linear weights to keep;
+            1.0 still attaches (all-ones) masks, which is the cost of the mechanism alone.
+
+    Returns:
+        ``model``.
+    """
+    prune.global_unstructured(
+        lth_prune.prunable(model),
+        pruning_method=lth_prune.LotteryTicket,
+        amount=1.0 - weights_remaining,
+    )
+    # Each hook global_unstructured leaves holds a view of the whole global mask (one more
+    # float copy of every weight); lth_prune drops it after every round, so the timed model
+    # is the one lth_prune users hold.
+    lth_prune.collapse_masks(model)
+    return model
+
+
+def dense_reference(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose masked weights are plain parameters holding ``orig * mask``.
+
+    It computes what the masked model should compute, through no pruning machinery at all,
+    so comparing the two checks the masked passes. ``model`` is left unchanged.
+
+    Args:
+        model: a model, pruned through ``torch.nn.utils.prune`` or not.
+
+    Returns:
+        The dense copy, on the same device and in the same train / eval mode.
+    """
+    reference = copy.deepcopy(model)
+    for module in reference.modules():
+        for name in pruned_names(module):
+            # remove() writes orig * mask into a plain Parameter and drops orig, mask and hook.
+            prune.remove(module, name)
+    return reference
+
+
+def param_bytes(model: nn.Module) -> int:
+    """Bytes held by the parameters, buffers (masks included) and masked weights of ``model``.
+
+    A layer pruned through ``torch.nn.utils.prune`` holds three weight-sized tensors:
+    ``weight_orig`` (the trained parameter), ``weight_mask`` (a float buffer) and ``weight``
+    (``orig * mask``, an attribute recomputed every forward); all three are counted.
+    Gradients and optimizer state are not; a sparse tensor counts its indices and values.
+
+    Args:
+        model: any module.
+
+    Returns:
+        The number of bytes, each storage counted once.
+    """
+    tensors: list[Tensor] = [*model.parameters(), *model.buffers()]
+    for module in model.modules():
+        # Inside masked_training a layer's boolean masks live beside it, not in its buffers.
+        tensors.extend(hygiene.DENSE_MASKS.get(module, {}).values())
+        for name in pruned_names(module):
+            value = module.__dict__.get(name)
+            if isinstance(value, Tensor):
+                tensors.append(value)
+    sizes = {
+        (str(part.device), part.untyped_storage().data_ptr()): part.untyped_storage().nbytes()
+        for tensor in tensors
+        for part in _strided_parts(tensor)
+    }
+    return sum(sizes.values())
+
+
+def _strided_parts(tensor: Tensor) -> list[Tensor]:
+    # A sparse tensor has no storage of its own: its index and value tensors hold the bytes.
+    if tensor.layout in (torch.sparse_csr, torch.sparse_bsr):
+        return [tensor.crow_indices(), tensor.col_indices(), tensor.values()]
+    if tensor.layout in (torch.sparse_csc, torch.sparse_bsc):
+        return [tensor.ccol_indices(), tensor.row_indices(), tensor.values()]
+    if tensor.layout == torch.sparse_coo:
+        return [tensor._indices(), tensor._values()]
+    return [tensor]
+
+
+def _same(model: nn.Module) -> nn.Module:
+    return model
+
+
+def _no_context(model: nn.Module, optimizer: torch.optim.Optimizer) -> ContextManager[object]:
+    return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running a pruned model, timed against the dense model.
+
+    Attributes:
+        prunes: whether the model is pruned with :func:`prune_to` before ``convert``. A
+            variant that does not (``dense``) is timed once per model, at 1.0, and is the
+            baseline of the ratios.
+        convert: turns the pruned model into the model that is timed; may return a copy.
+        context: ``context(model, optimizer)`` is entered around the timed rounds and the
+            checks of every pass (the optimizer is the SGD the training step uses).
+        passes: the passes this variant is timed on, a subset of :data:`PASSES`.
+    """
+
+    prunes: bool = True
+    convert: Callable[[nn.Module], nn.Module] = _same
+    context: Callable[[nn.Module, torch.optim.Optimizer], ContextManager[object]] = _no_context
+    passes: tuple[str, ...] = PASSES
+
+
+def _masked_training(model: nn.Module, optimizer: torch.optim.Optimizer) -> ContextManager[object]:
+    return lth_prune.masked_training(model, optimizer)
+
+
+def _sparse_kernels(model: nn.Module, optimizer: torch.optim.Optimizer) -> ContextManager[object]:
+    # The threshold lth_prune.imp uses by default: linear layers at <= 10 % density go sparse.
+    return lth_prune.masked_training(model, optimizer, sparse_density=0.1)
+
+
+def _to_sparse(model: nn.Module) -> nn.Module:
+    return lth_prune.to_sparse(model)
+
+
+VARIANTS: dict[str, Variant] = {
+    "dense": Variant(prunes=False),
+    "torch-prune": Variant(),
+    "masked-training": Variant(context=_masked_training),
+    "sparse-kernels": Variant(context=_sparse_kernels, passes=("forward", "backward", "train_step")),
+    "to-sparse": Variant(convert=_to_sparse, passes=("inference",)),
+}

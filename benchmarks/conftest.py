@@ -1,0 +1,156 @@
+"""Options and fixtures shared by the benchmarks, and the ratio summary printed at the end.
+
+Options (``pytest benchmarks --help`` lists them under "lth_prune benchmarks"):
+``--quick``, ``--device``, ``--batch-size``, ``--threads``, ``--dataset``, ``--data-dir``,
+``--summary-dir``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from benchmarks import summary
+
+_RESULTS = pytest.StashKey[list[dict[str, Any]]]()
+_ACCURACY = pytest.StashKey[list[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lth_prune benchmarks")
+    group.addoption(
+        "--quick",
+        action="store_true",
+        help="a small suite (3 models, 3 sparsity levels, batch 32, 0.5 s per benchmark) for CI "
+        "and smoke runs",
+    )
+    group.addoption(
+        "--device",
+        default="cpu",
+        help="torch device to run on, e.g. cpu, cuda, cuda:1 (default: cpu)",
+    )
+    group.addoption(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="batch size of the timed passes (default: 128, or 32 with --quick)",
+    )
+    group.addoption(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads() for the whole run (default: torch's own, one per core); "
+        "1 is steadier on a machine shared with other jobs",
+    )
+    group.addoption(
+        "--dataset",
+        default=None,
+        help="data set for the accuracy benchmarks, a name from lth_prune.data.dataset_names() "
+        "(default: the benchmark's own choice); the timing benchmarks use random inputs",
+    )
+    group.addoption(
+        "--data-dir",
+        default=None,
+        help="directory holding the data set files (default: lth_prune's)",
+    )
+    group.addoption(
+        "--summary-dir",
+        default=None,
+        help="save the ratio table (.md) and figure (.png, .svg) here; with --benchmark-json "
+        "alone, the figure goes next to the JSON file",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.getoption("device")
+    try:
+        device = torch.device(chosen)
+    except RuntimeError:
+        raise pytest.UsageError(
+            f"--device must be a torch device such as cpu, cuda or cuda:1, got {chosen!r}."
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError(f"--device is {device}, but CUDA is not available here.")
+    batch_size = config.getoption("batch_size")
+    if batch_size is not None and batch_size < 1:
+        raise pytest.UsageError(f"--batch-size must be a positive int, got {batch_size}.")
+    threads = config.getoption("threads")
+    if threads is not None:
+        if threads < 1:
+            raise pytest.UsageError(f"--threads must be a positive int, got {threads}.")
+        torch.set_num_threads(threads)
+    config.stash[_RESULTS] = []
+    config.stash[_ACCURACY] = []
+
+
+@pytest.fixture(scope="session")
+def quick(pytestconfig: pytest.Config) -> bool:
+    """Whether ``--quick`` was given."""
+    return bool(pytestconfig.getoption("quick"))
+
+
+@pytest.fixture(scope="session")
+def device(pytestconfig: pytest.Config) -> torch.device:
+    """The ``--device`` to run on."""
+    return torch.device(pytestconfig.getoption("device"))
+
+
+@pytest.fixture(scope="session")
+def batch_size(pytestconfig: pytest.Config, quick: bool) -> int:
+    """The batch size of the timed passes: ``--batch-size``, else 128 (32 with ``--quick``)."""
+    chosen = pytestconfig.getoption("batch_size")
+    return chosen if chosen is not None else (32 if quick else 128)
+
+
+@pytest.fixture(scope="session")
+def dataset_name(pytestconfig: pytest.Config) -> str | None:
+    """The ``--dataset`` name, or ``None`` to let each benchmark choose."""
+    return pytestconfig.getoption("dataset")
+
+
+@pytest.fixture(scope="session")
+def data_dir(pytestconfig: pytest.Config) -> Path | None:
+    """The ``--data-dir`` directory, or ``None`` for lth_prune's default."""
+    chosen = pytestconfig.getoption("data_dir")
+    return None if chosen is None else Path(chosen)
+
+
+@pytest.fixture(scope="session")
+def timing_results(pytestconfig: pytest.Config) -> list[dict[str, Any]]:
+    """Rows (a benchmark's ``extra_info`` plus its ``median`` in seconds) for the summary."""
+    return pytestconfig.stash[_RESULTS]
+
+
+@pytest.fixture(scope="session")
+def accuracy_tables(pytestconfig: pytest.Config) -> list[str]:
+    """Tables of the accuracy benchmark's IMP runs, printed at the end of the session."""
+    return pytestconfig.stash[_ACCURACY]
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
+def pytest_terminal_summary(
+    terminalreporter: Any, exitstatus: int, config: pytest.Config
+) -> None:
+    for table in config.stash.get(_ACCURACY, []):
+        terminalreporter.write_sep("-", "lth_prune accuracy at each sparsity level")
+        terminalreporter.write_line(table)
+    rows = config.stash.get(_RESULTS, [])
+    if not rows:  # --benchmark-disable, or no timing benchmark selected
+        return
+    table = summary.ratio_rows(rows)
+    terminalreporter.write_sep("-", "lth_prune timing: each variant relative to dense, same run")
+    terminalreporter.write_line(summary.format_table(table))
+    summary_dir = config.getoption("summary_dir")
+    json_path = config.getoption("benchmark_json", None)
+    if summary_dir is not None:
+        stem = Path(summary_dir) / "timing_ratios"
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        stem.with_suffix(".md").write_text(summary.format_table(table) + "\n")
+    elif json_path is not None:
+        stem = summary.default_stem(Path(json_path))
+    else:
+        return
+    for path in summary.save_figure(table, stem):
+        terminalreporter.write_line(f"saved {path}")

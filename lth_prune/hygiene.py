@@ -20,7 +20,7 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
 
-# Layers inside lth_prune.masked_training: tensor name -> boolean mask of the *pruned* entries.
+# Layers inside lth_prune.masked_training: tensor name -> uint8 mask of the kept entries.
 DENSE_MASKS: weakref.WeakKeyDictionary[nn.Module, dict[str, Tensor]] = weakref.WeakKeyDictionary()
 
 
@@ -66,15 +66,15 @@ def keep_mask(module: nn.Module, name: str) -> Tensor | None:
     mask = module._buffers.get(name + "_mask")
     if mask is not None and name + "_orig" in module._parameters:
         return mask != 0
-    pruned = DENSE_MASKS.get(module, {}).get(name)
-    return None if pruned is None else ~pruned
+    keep = DENSE_MASKS.get(module, {}).get(name)
+    return None if keep is None else keep != 0
 
 
 def rezero(module: nn.Module) -> None:
     """Zero the pruned entries of a layer held dense by ``masked_training`` (after a write)."""
     with torch.no_grad():
-        for name, pruned in DENSE_MASKS.get(module, {}).items():
-            module._parameters[name].masked_fill_(pruned, 0)
+        for name, keep in DENSE_MASKS.get(module, {}).items():
+            module._parameters[name].mul_(keep)
 
 
 def refresh(module: nn.Module, name: str) -> None:

@@ -148,7 +148,7 @@ def test_parameter_and_mask_memory_is_at_most_1_3x_dense():
     with masked_training(model, torch.optim.SGD(model.parameters(), lr=0.1)) as context:
         held = sum(p.numel() * p.element_size() for p in model.parameters())
         held += sum(b.numel() * b.element_size() for b in model.buffers())
-        held += sum(e.pruned.numel() * e.pruned.element_size() for e in context._converted)
+        held += sum(e.keep.numel() * e.keep.element_size() for e in context._converted)
     assert held <= 1.3 * dense_bytes
 
 

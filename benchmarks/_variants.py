@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 import lth_prune
 from lth_prune import hygiene
+from lth_prune.hygiene import pruned_names
 
 __all__ = [
     "PASSES",
@@ -33,15 +34,6 @@ __all__ = [
 ]
 
 PASSES = ("forward", "backward", "train_step", "inference")
-
-
-def pruned_names(module: nn.Module) -> list[str]:
-    """Names of the tensors of ``module`` that ``torch.nn.utils.prune`` reparametrised."""
-    return [
-        key[: -len("_orig")]
-        for key in module._parameters
-        if key.endswith("_orig") and key[: -len("_orig")] + "_mask" in module._buffers
-    ]
 
 
 def prune_to(model: nn.Module, weights_remaining: float) -> nn.Module:

@@ -86,7 +86,9 @@ def refresh(module: nn.Module, name: str) -> None:
 def collapse(module: nn.Module) -> None:
     """Replace every stacked pruning hook of ``module`` by one :class:`AppliedMask` per tensor."""
     hooks = module._forward_pre_hooks
-    for key, hook in list(hooks.items()):
+    # Runs before every forward of a hooked layer: no copy of the dict; replacing a value while
+    # iterating is allowed as the keys do not change.
+    for key, hook in hooks.items():
         if isinstance(hook, prune.BasePruningMethod) and not isinstance(hook, AppliedMask):
             replacement = AppliedMask(hook._tensor_name, module)
             # Same key, same position: hook order (and so forward behaviour) is unchanged.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import sys
 from dataclasses import dataclass
@@ -49,6 +50,12 @@ def prepare(
         )
     elif not isinstance(data, DataSplits):
         raise TypeError(f"run(): data must be a lth_prune.data.DataSplits, got {type(data).__name__}.")
+    if data.train_x.device != device:
+        # Moved once here, not by every round's loaders: on a GPU each round would copy it again.
+        data = dataclasses.replace(data, **{
+            name: getattr(data, name).to(device)
+            for name in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
+        })
     per_epoch = math.ceil(len(data.train_y) / config.batch_size)
     iterations = config.iterations or max(1, math.ceil(config.epochs * per_epoch))
     if config.rewind == "step" and config.rewind_step >= iterations:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import pytest
 import torch
 import torch.nn.functional as F
+from pytest_benchmark.utils import load_timer
 from torch import Tensor, nn
 
 import lth_prune
@@ -25,6 +28,7 @@ __all__ = [
     "PASSES",
     "WEIGHTS_REMAINING",
     "Case",
+    "PairedBaseline",
     "PrunedCache",
     "Rounds",
     "Subject",
@@ -34,7 +38,9 @@ __all__ = [
     "input_shape",
     "make_inputs",
     "make_pass",
+    "paired_baseline",
     "rounds_for",
+    "time_against",
     "time_once",
 ]
 
@@ -163,6 +169,75 @@ class Timed:
     target: Callable[..., Any]
     check: Callable[[Any], None]
     setup: Callable[[], tuple[tuple[Any, ...], dict[str, Any]]] | None = None
+
+
+class PairedBaseline:
+    """The dense model's pass, timed in blocks right before and right after a variant's rounds.
+
+    On a shared or virtual machine the speed of the same pass drifts by 20 % or more within
+    minutes, so a dense median measured once per model, minutes before a variant, can make two
+    identical computations differ by a quarter. A dense block of rounds just before the
+    variant's rounds and another just after share the machine's state with them (and cancel a
+    steady drift), while each block keeps its own caches warm as repeated calls of one model
+    do; alternating dense and variant round by round would instead time both with caches the
+    other just evicted. The ratio of the variant's median to the median of both dense blocks
+    is what the summary reports.
+
+    Args:
+        dense: the dense model's pass (its ``check`` is not run: the dense benchmark checks it).
+        timer: the clock pytest-benchmark uses (``--benchmark-timer``).
+    """
+
+    def __init__(self, dense: Timed, timer: Callable[[], float]) -> None:
+        self.dense = dense
+        self.timer = timer
+        self.seconds: list[float] = []
+
+    def measure(self, rounds: Rounds) -> None:
+        """Run ``rounds.warmup_rounds`` untimed, then time ``rounds.rounds`` dense passes."""
+        for index in range(rounds.warmup_rounds + rounds.rounds):
+            args, kwargs = self.dense.setup() if self.dense.setup is not None else ((), {})
+            start = self.timer()
+            self.dense.target(*args, **kwargs)
+            elapsed = self.timer() - start
+            if index >= rounds.warmup_rounds:
+                self.seconds.append(elapsed)
+
+    def median(self) -> float:
+        """The median dense time over every block measured so far."""
+        if not self.seconds:
+            raise RuntimeError("PairedBaseline.median(): measure() has not run yet.")
+        return statistics.median(self.seconds)
+
+
+def paired_baseline(dense: Timed, config: pytest.Config) -> PairedBaseline:
+    """A :class:`PairedBaseline` of ``dense`` timed with ``--benchmark-timer``'s clock."""
+    # The option holds the timer's dotted name, e.g. "time.perf_counter".
+    timer = load_timer(str(config.getoption("benchmark_timer"))).target
+    return PairedBaseline(dense, timer)
+
+
+def time_against(
+    benchmark: Any, timed: Timed, rounds: Rounds, baseline: PairedBaseline | None
+) -> Any:
+    """``benchmark.pedantic`` of ``timed``, between two blocks of ``baseline``'s dense rounds.
+
+    With a baseline, ``benchmark.extra_info["dense_median"]`` receives the dense median of
+    both blocks (half of ``rounds`` each), the denominator of the summary's ratio.
+
+    Returns:
+        What the last timed round of ``timed.target`` returned.
+    """
+    block = Rounds(rounds=max(1, (rounds.rounds + 1) // 2), warmup_rounds=rounds.warmup_rounds)
+    if baseline is not None:
+        baseline.measure(block)
+    result = benchmark.pedantic(
+        timed.target, setup=timed.setup, rounds=rounds.rounds, warmup_rounds=rounds.warmup_rounds
+    )
+    if baseline is not None:
+        baseline.measure(block)
+        benchmark.extra_info["dense_median"] = baseline.median()
+    return result
 
 
 def time_once(timed: Timed) -> float:

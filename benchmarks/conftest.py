@@ -140,14 +140,18 @@ def pytest_terminal_summary(
     if not rows:  # --benchmark-disable, or no timing benchmark selected
         return
     table = summary.ratio_rows(rows)
+    text = summary.format_table(table)
+    speedups = summary.speedup_rows(table)
+    if speedups:
+        text += "\n\n" + summary.format_speedups(speedups)
     terminalreporter.write_sep("-", "lth_prune timing: each variant relative to dense, same run")
-    terminalreporter.write_line(summary.format_table(table))
+    terminalreporter.write_line(text)
     summary_dir = config.getoption("summary_dir")
     json_path = config.getoption("benchmark_json", None)
     if summary_dir is not None:
         stem = Path(summary_dir) / "timing_ratios"
         stem.parent.mkdir(parents=True, exist_ok=True)
-        stem.with_suffix(".md").write_text(summary.format_table(table) + "\n")
+        stem.with_suffix(".md").write_text(text + "\n")
     elif json_path is not None:
         stem = summary.default_stem(Path(json_path))
     else:

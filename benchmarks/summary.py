@@ -20,16 +20,25 @@ from typing import Any, Iterable, Sequence
 from tabulate import tabulate
 
 __all__ = [
+    "SPEEDUP_PASSES",
     "RatioRow",
+    "SpeedupRow",
     "default_stem",
+    "format_speedups",
     "format_table",
     "main",
     "ratio_rows",
     "rows_from_json",
     "save_figure",
+    "speedup_rows",
 ]
 
 BASELINE = "dense"
+# The variants that exploit sparsity, and the pass whose speed-up is compared with the ideal.
+SPEEDUP_PASSES = {
+    "to-sparse": ("inference", "fc_inference"),
+    "sparse-kernels": ("train_step", "imp_round"),
+}
 _TIMING_KEYS = ("model", "variant", "weights_remaining", "pass", "param_bytes")
 
 
@@ -71,9 +80,12 @@ def rows_from_json(path: Path) -> list[dict[str, Any]]:
 def ratio_rows(rows: Iterable[dict[str, Any]]) -> list[RatioRow]:
     """Divide each variant's median time and memory by dense's, same model and pass.
 
+    The dense time is the one measured between the variant's own rounds where the row has it
+    (``dense_median``), else the median of the dense benchmark of that model and pass.
+
     Args:
         rows: dicts with the keys ``model``, ``variant``, ``weights_remaining``, ``pass``,
-            ``median`` (seconds) and ``param_bytes``.
+            ``median`` (seconds), ``param_bytes`` and optionally ``dense_median`` (seconds).
 
     Returns:
         One row per (model, variant, weights remaining): models in the order they were run,
@@ -86,8 +98,14 @@ def ratio_rows(rows: Iterable[dict[str, Any]]) -> list[RatioRow]:
     grouped: dict[tuple[str, str, float], dict[str, Any]] = {}
     for row in rows:
         key = (row["model"], row["variant"], float(row["weights_remaining"]))
-        entry = grouped.setdefault(key, {"param_bytes": row["param_bytes"], "times": {}})
+        entry = grouped.setdefault(
+            key, {"param_bytes": row["param_bytes"], "times": {}, "baselines": {}}
+        )
+        if row.get("dense_param_bytes"):
+            dense_bytes.setdefault(row["model"], row["dense_param_bytes"])
         entry["times"][row["pass"]] = row["median"]
+        if row.get("dense_median"):
+            entry["baselines"][row["pass"]] = row["dense_median"]
     model_order = list(dict.fromkeys(r["model"] for r in rows))
     variant_order = list(dict.fromkeys([BASELINE, *(r["variant"] for r in rows)]))
     result = []
@@ -99,7 +117,9 @@ def ratio_rows(rows: Iterable[dict[str, Any]]) -> list[RatioRow]:
     ):
         ratios: dict[str, float | None] = {}
         for pass_name in passes:
-            time, baseline = entry["times"].get(pass_name), dense_time.get((model, pass_name))
+            time = entry["times"].get(pass_name)
+            # The dense time of the same rounds where it was measured (PairedBaseline).
+            baseline = entry["baselines"].get(pass_name, dense_time.get((model, pass_name)))
             ratios[pass_name] = None if time is None or not baseline else time / baseline
         baseline_bytes = dense_bytes.get(model)
         result.append(
@@ -113,6 +133,79 @@ def ratio_rows(rows: Iterable[dict[str, Any]]) -> list[RatioRow]:
             )
         )
     return result
+
+
+@dataclass(frozen=True)
+class SpeedupRow:
+    """How much of the ideal speed-up of a sparse variant one pass reaches.
+
+    Attributes:
+        model: the registry name.
+        variant: e.g. ``"to-sparse"``.
+        pass_name: e.g. ``"inference"``.
+        weights_remaining: fraction in (0, 1] of the weights left.
+        speedup: dense time / variant time, end to end (``2.0``: twice as fast).
+        ideal: ``1 / weights_remaining``, the speed-up if time fell with the weights.
+        fraction_of_ideal: ``speedup / ideal``.
+    """
+
+    model: str
+    variant: str
+    pass_name: str
+    weights_remaining: float
+    speedup: float
+    ideal: float
+    fraction_of_ideal: float
+
+
+def speedup_rows(
+    rows: Sequence[RatioRow], passes: dict[str, tuple[str, ...]] | None = None
+) -> list[SpeedupRow]:
+    """The end-to-end speed-up of each sparse variant against the ideal, per model and level.
+
+    Args:
+        rows: what :func:`ratio_rows` returned.
+        passes: variant -> the passes to report (default :data:`SPEEDUP_PASSES`).
+
+    Returns:
+        One row per (model, variant, weights remaining < 1, pass) that was measured.
+    """
+    passes = SPEEDUP_PASSES if passes is None else passes
+    result = []
+    for row in rows:
+        if row.weights_remaining >= 1.0:  # nothing pruned: no speed-up to expect
+            continue
+        for pass_name in passes.get(row.variant, ()):
+            ratio = row.time_ratio.get(pass_name)
+            if not ratio:
+                continue
+            ideal = 1.0 / row.weights_remaining
+            result.append(
+                SpeedupRow(
+                    row.model, row.variant, pass_name, row.weights_remaining, 1.0 / ratio,
+                    ideal, (1.0 / ratio) / ideal,
+                )
+            )
+    return result
+
+
+def format_speedups(rows: Sequence[SpeedupRow]) -> str:
+    """A GitHub-markdown table of :func:`speedup_rows`."""
+    headers = ["model", "variant", "pass", "weights left", "speed-up", "ideal", "fraction of ideal"]
+    body = [
+        [
+            row.model,
+            row.variant,
+            row.pass_name,
+            f"{row.weights_remaining:.0%}",
+            f"{row.speedup:.2f}x",
+            f"{row.ideal:.0f}x",
+            f"{row.fraction_of_ideal:.1%}",
+        ]
+        for row in rows
+    ]
+    note = "speed-up = dense time / variant time, same run; ideal = 1 / weights remaining"
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + f"\n{note}"
 
 
 def format_table(rows: Sequence[RatioRow]) -> str:
@@ -226,6 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     table = ratio_rows(rows)
     print(format_table(table))
+    speedups = speedup_rows(table)
+    if speedups:
+        print()
+        print(format_speedups(speedups))
     if not args.no_figure:
         stem = default_stem(args.results)
         if args.out_dir is not None:

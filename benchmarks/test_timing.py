@@ -17,10 +17,13 @@ from benchmarks._timing import (
     Case,
     PrunedCache,
     Subject,
+    Timed,
     cases,
     make_inputs,
     make_pass,
+    paired_baseline,
     rounds_for,
+    time_against,
     time_once,
 )
 from benchmarks._variants import VARIANTS, dense_reference, param_bytes
@@ -47,15 +50,16 @@ def test_timing(
     quick: bool,
     pruned_cache: PrunedCache,
     timing_results: list[dict[str, Any]],
+    pytestconfig: pytest.Config,
 ) -> None:
     variant = VARIANTS[case.variant]
     pruned = pruned_cache.get(case, device)
     _assert_weights_remaining(pruned, case.weights_remaining)
     masks = lth_prune.get_masks(pruned)
     reference = dense_reference(pruned)
-    model = variant.convert(pruned)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     images, labels = make_inputs(case.model, batch_size, device)
+    model = variant.convert(pruned, images)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     # Set before timing: pytest-benchmark copies the group when the run starts.
     benchmark.group = f"{case.model}-{case.pass_name}"
@@ -76,18 +80,30 @@ def test_timing(
         timed = make_pass(
             case.pass_name, Subject(model, reference, masks, optimizer, images, labels)
         )
-        # Under --benchmark-disable the pass runs once, for its checks: no rounds to size.
+        # Under --benchmark-disable the pass runs once, for its checks: nothing to time.
+        baseline = None
+        if benchmark.enabled and variant.prunes:
+            baseline = paired_baseline(
+                _dense_pass(case, pruned_cache, device, images, labels), pytestconfig
+            )
         rounds = rounds_for(time_once(timed) if benchmark.enabled else 1.0, quick)
-        result = benchmark.pedantic(
-            timed.target,
-            setup=timed.setup,
-            rounds=rounds.rounds,
-            warmup_rounds=rounds.warmup_rounds,
-        )
-        timed.check(result)
+        timed.check(time_against(benchmark, timed, rounds, baseline))
 
     if benchmark.enabled and benchmark.stats:
         timing_results.append({**benchmark.extra_info, "median": benchmark.stats.stats.median})
+
+
+def _dense_pass(
+    case: Case,
+    pruned_cache: PrunedCache,
+    device: torch.device,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+) -> Timed:
+    """The dense model's pass of ``case``, the baseline timed next to the variant's."""
+    dense = pruned_cache.get(Case(case.model, "dense", 1.0, case.pass_name), device)
+    optimizer = torch.optim.SGD(dense.parameters(), lr=0.01, momentum=0.9)
+    return make_pass(case.pass_name, Subject(dense, dense, {}, optimizer, images, labels))
 
 
 def _assert_weights_remaining(model: torch.nn.Module, weights_remaining: float) -> None:

@@ -96,8 +96,11 @@ class LotteryTicket(prune.BasePruningMethod):
         name: str,
         amount: Amount,
         importance_scores: Tensor | None = None,
-    ) -> LotteryTicket:
+    ) -> prune.BasePruningMethod:
         """Prune ``module.<name>`` in place, on top of any earlier pruning of that tensor.
+
+        The rounds' hooks are then collapsed into one that holds no mask (as
+        :func:`lth_prune.collapse_masks` does), so the module stays lean and copyable.
 
         Args:
             module: the module that holds the tensor.
@@ -106,7 +109,7 @@ class LotteryTicket(prune.BasePruningMethod):
             importance_scores: scores ranked instead of the weights, same shape as the tensor.
 
         Returns:
-            The pruning method now attached to ``module`` as a forward pre-hook.
+            The pruning hook now attached to ``module`` for ``name`` (a forward pre-hook).
 
         Raises:
             TypeError: if ``module`` is not an ``nn.Module`` or ``amount`` has the wrong type.
@@ -115,7 +118,13 @@ class LotteryTicket(prune.BasePruningMethod):
         """
         _validate_amount(amount, "LotteryTicket.apply()")
         _validate_target(module, name, "LotteryTicket.apply()")
-        return super().apply(module, name, amount=amount, importance_scores=importance_scores)
+        super().apply(module, name, amount=amount, importance_scores=importance_scores)
+        # Uncollapsed, the hook leaves a non-leaf `weight` that copy.deepcopy refuses.
+        hygiene.collapse(module)
+        return next(
+            hook for hook in module._forward_pre_hooks.values()
+            if isinstance(hook, prune.BasePruningMethod) and hook._tensor_name == name
+        )
 
 
 @dataclass(frozen=True)

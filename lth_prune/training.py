@@ -190,7 +190,7 @@ def train(
             break
     bar.close()
     if best is None:
-        final = Evaluation(loss=float(loss), accuracy=float("nan"))
+        final = Evaluation(loss=float(loss.detach()), accuracy=float("nan"))
         return TrainResult(step - start_iteration, final, step, final, None)
     assert last is not None  # set together with best
     return TrainResult(step - start_iteration, last, best[1], best[2], best[3])

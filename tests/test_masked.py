@@ -171,7 +171,8 @@ def _steps_linear(model: nn.Module, optimizer: torch.optim.Optimizer, count: int
 
 
 @pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
-def test_sparse_kernels_follow_the_dense_trajectory(make_optimizer):
+def test_sparse_kernels_follow_the_dense_trajectory(make_optimizer, monkeypatch):
+    monkeypatch.setattr(lth_prune.masked, "_SPARSE_MIN_WEIGHTS", 1)  # these layers are small
     dense, sparse = _pruned_net(amount=0.9), _pruned_net(amount=0.9)
     dense_opt, sparse_opt = make_optimizer(dense.parameters()), make_optimizer(sparse.parameters())
     with masked_training(dense, dense_opt):
@@ -189,3 +190,30 @@ def test_sparse_kernels_follow_the_dense_trajectory(make_optimizer):
 def test_sparse_density_is_validated():
     with pytest.raises(ValueError, match=r"sparse_density must be a float in \[0, 1\], got 2"):
         masked_training(nn.Linear(2, 2), torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1), sparse_density=2)
+
+
+def test_large_gradients_are_masked_slice_by_slice(monkeypatch):
+    # Slices of 7 entries split the 256 x 32 weight unevenly; the result must not change.
+    whole, sliced = _pruned_net(), _pruned_net()
+    whole_opt = torch.optim.SGD(whole.parameters(), lr=0.05, momentum=0.9)
+    sliced_opt = torch.optim.SGD(sliced.parameters(), lr=0.05, momentum=0.9)
+    with masked_training(whole, whole_opt):
+        _steps(whole, whole_opt, 3)
+    monkeypatch.setattr(lth_prune.masked, "_MASK_SLICE", 7)
+    with masked_training(sliced, sliced_opt):
+        _steps(sliced, sliced_opt, 3)
+        keep = lth_prune.get_masks(sliced[3])["weight"]
+        assert sliced[3].weight.grad is not None
+        assert int(torch.count_nonzero(sliced[3].weight.grad[~keep])) == 0
+    for (a, _), (b, _) in zip(prunable(whole), prunable(sliced)):
+        assert torch.equal(a.weight, b.weight)
+
+
+def test_small_linear_layers_stay_dense_under_sparse_density():
+    model = _pruned_net(amount=0.95)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with masked_training(model, optimizer, sparse_density=1.0):
+        assert "forward" not in vars(model[3]), "a 256 x 32 layer is below the size that pays"
+        _steps(model, optimizer, 1)
+        keep = lth_prune.get_masks(model[3])["weight"]
+        assert int(torch.count_nonzero(model[3].weight.grad[~keep])) == 0

@@ -1,6 +1,8 @@
 """LotteryTicket, lottery_ticket_unstructured, prunable and prune_layerwise."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.utils.prune as prune
@@ -294,3 +296,16 @@ def test_sparsity_after_global_round():
     prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=0.2)
     total = sum(m.weight.numel() for m, _ in prunable(model))
     assert lth_prune.sparsity(model) == round(0.2 * total) / total
+
+
+def test_layer_pruned_alone_can_be_deep_copied():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 2))
+    lottery_ticket_unstructured(model[0], "weight", amount=0.5)
+    hook = LotteryTicket.apply(model[0], "weight", amount=0.5)
+    assert [h for h in model[0]._forward_pre_hooks.values()] == [hook]
+    assert int(model[0].weight_mask.sum()) == 25
+    clone = copy.deepcopy(model)
+    x = torch.randn(3, 10)
+    assert torch.equal(clone(x), model(x))
+    assert torch.equal(clone[0].weight_mask, model[0].weight_mask)

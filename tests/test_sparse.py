@@ -19,7 +19,7 @@ def _sparse_weight(shape: tuple[int, ...], density: float, seed: int = 0) -> tor
 
 
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("input_shape", [(1, 30), (7, 30), (2, 3, 30)])
+@pytest.mark.parametrize("input_shape", [(1, 30), (1, 1, 30), (7, 30), (2, 3, 30)])
 def test_sparse_linear_matches_dense(bias, input_shape):
     weight = _sparse_weight((20, 30), 0.1)
     b = torch.randn(20) if bias else None
@@ -67,6 +67,30 @@ def test_to_sparse_chooses_by_timing_and_keeps_outputs():
     sparse = to_sparse(model, example_input=x, repeats=2)
     assert not sparse.training
     assert torch.allclose(sparse(x), model(x), atol=1e-5)
+
+
+def test_without_example_input_only_linear_layers_go_sparse():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 36, 4))
+    prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=0.95)
+    sparse = to_sparse(model, max_density=1.0)
+    assert type(sparse[0]) is nn.Conv2d
+    assert isinstance(sparse[3], SparseLinear)
+    x = torch.randn(3, 2, 6, 6)
+    with torch.no_grad():
+        assert torch.allclose(sparse(x), model(x), atol=1e-5)
+
+
+def test_by_timing_every_layer_form_gives_the_same_outputs():
+    torch.manual_seed(0)
+    model = lth_prune.models.get("conv2", input_shape=(3, 32, 32)).eval()
+    prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=0.98)
+    x = torch.randn(2, 3, 32, 32)
+    sparse = to_sparse(model, example_input=x, repeats=1)
+    kinds = {type(module) for module in sparse.modules()}
+    assert kinds & {nn.Conv2d, SparseConv2d} and kinds & {nn.Linear, SparseLinear}
+    with torch.no_grad():
+        assert torch.allclose(sparse(x), model(x), atol=1e-4, rtol=1e-4)
 
 
 def test_dense_layers_stay_dense_and_errors():

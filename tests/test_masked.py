@@ -217,3 +217,35 @@ def test_small_linear_layers_stay_dense_under_sparse_density():
         _steps(model, optimizer, 1)
         keep = lth_prune.get_masks(model[3])["weight"]
         assert int(torch.count_nonzero(model[3].weight.grad[~keep])) == 0
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+@pytest.mark.parametrize("optimizer_class", [torch.optim.Adam, torch.optim.AdamW])
+def test_adam_second_moments_of_pruned_entries_are_positive_and_weights_stay_zero(optimizer_class, amsgrad):
+    hooked, fast = _pruned_net(), _pruned_net()
+    hooked_opt = optimizer_class(hooked.parameters(), lr=1e-2, weight_decay=1e-2, amsgrad=amsgrad)
+    fast_opt = optimizer_class(fast.parameters(), lr=1e-2, weight_decay=1e-2, amsgrad=amsgrad)
+    _steps(hooked, hooked_opt, 6)
+    with masked_training(fast, fast_opt):
+        _steps(fast, fast_opt, 6)
+        for key, keep in lth_prune.get_masks(fast).items():
+            parameter = fast.get_parameter(key)
+            state = fast_opt.state[parameter]
+            keys = ["exp_avg_sq", "max_exp_avg_sq"] if amsgrad else ["exp_avg_sq"]
+            for name in keys:
+                # Seeded with 1 after the first step, then decayed by beta2 each step.
+                assert bool((state[name][~keep] >= 0.999**5).all()), f"{name} of {key}"
+            assert bool((state["exp_avg"][~keep] == 0).all())
+            assert bool((parameter[~keep] == 0).all())
+    for (a, _), (b, _) in zip(prunable(hooked), prunable(fast)):
+        assert torch.allclose(a.weight, b.weight, atol=1e-6, rtol=1e-5)
+
+
+def test_adam_state_from_before_the_context_is_seeded_on_entry():
+    model = _pruned_net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    _steps(model, optimizer, 2)  # state exists (torch.nn.utils.prune path: pruned moments are 0)
+    with masked_training(model, optimizer) as context:
+        assert context._seed_hook is None, "nothing left to seed after the first step"
+        for key, keep in lth_prune.get_masks(model).items():
+            assert bool((optimizer.state[model.get_parameter(key)]["exp_avg_sq"][~keep] == 1).all())

@@ -62,7 +62,7 @@ class Rounds:
     warmup_rounds: int
 
 
-def rounds_for(seconds_per_run: float, quick: bool) -> Rounds:
+def rounds_for(seconds_per_run: float, quick: bool, span: float | None = None) -> Rounds:
     """Enough timed rounds to span 2 s (0.5 s with ``--quick``), at least 5 (3), at most 50 (20).
 
     Spreading a benchmark over a fixed span, rather than a fixed count, means a burst of load
@@ -72,9 +72,12 @@ def rounds_for(seconds_per_run: float, quick: bool) -> Rounds:
     Args:
         seconds_per_run: the time of one untimed run of the pass.
         quick: whether ``--quick`` was given.
+        span: ``--span``: seconds to spread the rounds over instead, with up to 1,000 rounds.
     """
-    span, fewest, most = (0.5, 3, 20) if quick else (2.0, 5, 50)
-    wanted = math.ceil(span / max(seconds_per_run, 1e-6))
+    default_span, fewest, most = (0.5, 3, 20) if quick else (2.0, 5, 50)
+    if span is not None:
+        default_span, most = span, 1000
+    wanted = math.ceil(default_span / max(seconds_per_run, 1e-6))
     return Rounds(rounds=min(max(wanted, fewest), most), warmup_rounds=1)
 
 

@@ -1,8 +1,8 @@
 """Options and fixtures shared by the benchmarks, and the ratio summary printed at the end.
 
 Options (``pytest benchmarks --help`` lists them under "lth_prune benchmarks"):
-``--quick``, ``--device``, ``--batch-size``, ``--threads``, ``--dataset``, ``--data-dir``,
-``--summary-dir``.
+``--quick``, ``--device``, ``--batch-size``, ``--threads``, ``--span``, ``--dataset``,
+``--data-dir``, ``--summary-dir``.
 """
 from __future__ import annotations
 
@@ -45,6 +45,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "1 is steadier on a machine shared with other jobs",
     )
     group.addoption(
+        "--span",
+        type=float,
+        default=None,
+        help="seconds to spread each timing benchmark's rounds over (default: 2, or 0.5 with "
+        "--quick; at most 50 rounds); with --span, up to 1,000 rounds, for steadier ratios "
+        "on a noisy machine",
+    )
+    group.addoption(
         "--dataset",
         default=None,
         help="data set for the accuracy benchmarks, a name from lth_prune.data.dataset_names() "
@@ -76,6 +84,9 @@ def pytest_configure(config: pytest.Config) -> None:
     batch_size = config.getoption("batch_size")
     if batch_size is not None and batch_size < 1:
         raise pytest.UsageError(f"--batch-size must be a positive int, got {batch_size}.")
+    span = config.getoption("span")
+    if span is not None and not span > 0:
+        raise pytest.UsageError(f"--span must be a positive number of seconds, got {span}.")
     threads = config.getoption("threads")
     if threads is not None:
         if threads < 1:
@@ -102,6 +113,12 @@ def batch_size(pytestconfig: pytest.Config, quick: bool) -> int:
     """The batch size of the timed passes: ``--batch-size``, else 128 (32 with ``--quick``)."""
     chosen = pytestconfig.getoption("batch_size")
     return chosen if chosen is not None else (32 if quick else 128)
+
+
+@pytest.fixture(scope="session")
+def span(pytestconfig: pytest.Config) -> float | None:
+    """The ``--span`` in seconds, or ``None`` for the default spans."""
+    return pytestconfig.getoption("span")
 
 
 @pytest.fixture(scope="session")

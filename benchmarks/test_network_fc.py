@@ -44,6 +44,7 @@ def test_network_fc_inference(
     pruned_fc: nn.Module,
     device: torch.device,
     quick: bool,
+    span: float | None,
     pytestconfig: pytest.Config,
     timing_results: list[dict[str, Any]],
 ) -> None:
@@ -69,7 +70,7 @@ def test_network_fc_inference(
         "param_bytes": param_bytes(sparse),
         "dense_param_bytes": param_bytes(dense),
     })
-    rounds = rounds_for(time_once(timed) if benchmark.enabled else 1.0, quick)
+    rounds = rounds_for(time_once(timed) if benchmark.enabled else 1.0, quick, span)
     output = time_against(benchmark, timed, rounds, baseline)
 
     with torch.inference_mode():

@@ -66,6 +66,7 @@ def test_imp_round(
     path: str,
     level: int,
     quick: bool,
+    span: float | None,
     device: torch.device,
     digits_batches: Any,
     pytestconfig: pytest.Config,
@@ -98,7 +99,7 @@ def test_imp_round(
         "num_threads": torch.get_num_threads(),
         "param_bytes": held_bytes,
     })
-    rounds = rounds_for(time_once(timed) if benchmark.enabled else 1.0, quick)
+    rounds = rounds_for(time_once(timed) if benchmark.enabled else 1.0, quick, span)
     time_against(benchmark, timed, rounds, baseline)
 
     after = lth_prune.get_masks(model)

@@ -48,6 +48,7 @@ def test_timing(
     device: torch.device,
     batch_size: int,
     quick: bool,
+    span: float | None,
     pruned_cache: PrunedCache,
     timing_results: list[dict[str, Any]],
     pytestconfig: pytest.Config,
@@ -86,7 +87,7 @@ def test_timing(
             baseline = paired_baseline(
                 _dense_pass(case, pruned_cache, device, images, labels), pytestconfig
             )
-        rounds = rounds_for(time_once(timed) if benchmark.enabled else 1.0, quick)
+        rounds = rounds_for(time_once(timed) if benchmark.enabled else 1.0, quick, span)
         timed.check(time_against(benchmark, timed, rounds, baseline))
 
     if benchmark.enabled and benchmark.stats:

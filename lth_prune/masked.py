@@ -90,7 +90,13 @@ class MaskedTraining:
             # DDP writes the averaged gradient after the per-parameter hooks ran; mask it again.
             self._pre_step_hook = self.optimizer.register_step_pre_hook(self._mask_gradients)
         if type(self.optimizer) in _SEEDED_SECOND_MOMENT:
-            self._unseeded = [entry for entry in self._converted if entry.keep_fraction < 1.0]
+            optimized = {
+                id(parameter) for group in self.optimizer.param_groups for parameter in group["params"]
+            }
+            self._unseeded = [
+                entry for entry in self._converted
+                if entry.keep_fraction < 1.0 and id(entry.parameter) in optimized
+            ]
             self._seed_second_moments()
             if self._unseeded:  # the optimizer creates its state on its first step
                 self._seed_hook = self.optimizer.register_step_post_hook(self._seed_second_moments)

@@ -249,3 +249,12 @@ def test_adam_state_from_before_the_context_is_seeded_on_entry():
         assert context._seed_hook is None, "nothing left to seed after the first step"
         for key, keep in lth_prune.get_masks(model).items():
             assert bool((optimizer.state[model.get_parameter(key)]["exp_avg_sq"][~keep] == 1).all())
+
+
+def test_adam_seeding_waits_only_for_the_parameters_it_optimizes():
+    model = _pruned_net()
+    optimizer = torch.optim.Adam(model[3].parameters(), lr=1e-2)  # the conv and last layer are frozen
+    with masked_training(model, optimizer) as context:
+        assert [entry.module for entry in context._unseeded] == [model[3]]
+        _steps(model, optimizer, 1)
+        assert context._unseeded == []

@@ -146,7 +146,7 @@ def masked_training(
 
     On entry every tensor pruned through ``torch.nn.utils.prune`` becomes a plain parameter (the
     same ``weight_orig`` object, so ``optimizer`` keeps working) with its pruned entries set to
-    zero, and its mask is kept as booleans; on exit the pruning reparametrisation comes back
+    zero, and its mask is kept as one byte per entry; on exit the pruning reparametrisation comes back
     with the same masks and the trained weights, and ``prune.is_pruned`` is true again. Prune
     and load state dicts outside the context; rewinding inside it keeps the masks. With Adam
     or AdamW, the second moments of pruned entries are set to 1 (their first moments stay 0,
@@ -238,7 +238,7 @@ def _to_pruned(entry: _Converted) -> None:
 # Smallest linear weight that the sparse kernels train. Below it their fixed costs (building
 # the CSR operands, a dense gradient written back) outweigh the product they save: on the
 # 2-core benchmark machine LeNet-300-100's 784 x 300 layer trained 1.1-1.45x slower through
-# them than dense at 10-2 % density, while Network's 4096 x 4096 layers took 0.78-0.86x.
+# them than dense at 10-2 % density, while Network's fc layers took 0.57-0.86x.
 _SPARSE_MIN_WEIGHTS = 1 << 20
 
 # Entries per in-place multiply of a large gradient. ``grad.mul_(keep)`` first widens the

@@ -65,10 +65,10 @@ class ExperimentConfig:
         augment: random crop and flip of training batches; ``None`` means on for CIFAR-10.
         eval_every: optimizer steps between validation evaluations; ``None`` is once an epoch.
         masked_training: train pruned networks with :func:`lth_prune.masked_training` (dense
-            cost, boolean masks) instead of ``torch.nn.utils.prune``'s forward pre-hooks.
+            cost, 1-byte masks) instead of ``torch.nn.utils.prune``'s forward pre-hooks.
         sparse_density: with ``masked_training``, linear layers of at least 2**20 weights
             with at most this fraction of them left train through sparse kernels (Network's
-            fully connected layers: 0.78-0.86x the dense step at 10 and 2 % on a 2-core CPU);
+            fully connected layers: 0.57-0.86x the dense step from 10 % down on a 2-core CPU);
             0 keeps every layer dense.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         jobs: seeds run side by side in this many processes (each with its share of the CPU

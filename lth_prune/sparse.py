@@ -228,8 +228,23 @@ def _density(weight: Tensor) -> float:
     return float(torch.count_nonzero(weight)) / max(1, weight.numel())
 
 
+# 32-bit CSR indices where they fit: torch's CPU products convert 64-bit ones on every call
+# (to the 32-bit indices MKL takes), which made a batch-1 product 1.5-2x slower and a
+# batch-128 one 3-14 % slower on the benchmark machine.
+_INT32_LIMIT = 2**31 - 1
+
+
 def _csr(dense: Tensor) -> Tensor:
     with warnings.catch_warnings():
         # torch flags sparse CSR as beta on every conversion; the kernels used here are stable.
         warnings.simplefilter("ignore", UserWarning)
-        return dense.detach().to_sparse_csr()
+        matrix = dense.detach().to_sparse_csr()
+        if max(matrix.values().numel(), *matrix.shape) > _INT32_LIMIT:
+            return matrix
+        return torch.sparse_csr_tensor(
+            matrix.crow_indices().to(torch.int32),
+            matrix.col_indices().to(torch.int32),
+            matrix.values(),
+            matrix.shape,
+            check_invariants=False,
+        )

@@ -100,3 +100,19 @@ def test_dense_layers_stay_dense_and_errors():
         to_sparse(model, max_density=2)
     with pytest.raises(TypeError, match="model must be an nn.Module"):
         to_sparse("model")
+
+
+def test_sparse_layers_hold_32_bit_indices_and_survive_torch_save(tmp_path):
+    layer = SparseLinear(_sparse_weight((20, 30), 0.1), torch.randn(20))
+    conv = nn.Conv2d(3, 5, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(_sparse_weight(tuple(conv.weight.shape), 0.2))
+    model = nn.Sequential(SparseConv2d(conv), nn.Flatten(), nn.Linear(5 * 4 * 4, 30), layer)
+    for sparse in (model[0], layer):
+        assert sparse.weight.crow_indices().dtype == torch.int32
+        assert sparse.weight.col_indices().dtype == torch.int32
+    x = torch.randn(2, 3, 4, 4)
+    torch.save(model, tmp_path / "sparse.pt")
+    loaded = torch.load(tmp_path / "sparse.pt", weights_only=False)
+    assert torch.equal(loaded(x), model(x))
+    assert torch.equal(loaded(x[:1]), model(x[:1]))

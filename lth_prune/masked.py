@@ -6,7 +6,8 @@ mask beside ``weight_orig`` and the recomputed ``weight``: about 3x the paramete
 1.1-1.5x the dense step time. Inside :func:`masked_training` each pruned tensor is instead a
 plain parameter whose pruned entries are exactly zero, with a 1-byte mask per weight: the
 forward and backward passes are the dense ones, and one in-place multiply per step over each
-gradient (``grad *= keep``; 8x faster here than a boolean ``masked_fill_``) keeps the pruned
+gradient (``grad *= keep``, by a C loop that reads the byte mask where a C compiler is at hand,
+see :mod:`lth_prune._native`; 8x faster here than a boolean ``masked_fill_``) keeps the pruned
 entries' gradients at zero, so SGD (with momentum and weight decay), Adam and AdamW never move
 them. For any other optimizer the pruned weights are also zeroed after each step.
 """
@@ -20,7 +21,7 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lth_prune import distributed, hygiene
+from lth_prune import _native, distributed, hygiene
 from lth_prune.kernels import SparseForward
 
 __all__ = ["MaskedTraining", "masked_training"]
@@ -131,7 +132,7 @@ class MaskedTraining:
     def _mask_gradients(self, *args: Any) -> None:
         for entry in self._converted:
             if entry.parameter.grad is not None:
-                entry.parameter.grad.mul_(entry.keep)
+                _native.mask_(entry.parameter.grad, entry.keep)
 
     def _zero_pruned(self, *args: Any) -> None:
         with torch.no_grad():
@@ -208,7 +209,7 @@ def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted
         module.forward = SparseForward(module, keep.bool())
         handle = None
     else:
-        handle = parameter.register_post_accumulate_grad_hook(_GradMask(keep))
+        handle = parameter.register_post_accumulate_grad_hook(_GradMask(parameter, keep))
     hygiene.DENSE_MASKS.setdefault(module, {})[name] = keep
     return _Converted(module, name, parameter, keep, keep_fraction, mask.dtype, handle)
 
@@ -241,27 +242,14 @@ def _to_pruned(entry: _Converted) -> None:
 # them than dense at 10-2 % density, while Network's fc layers took 0.57-0.86x.
 _SPARSE_MIN_WEIGHTS = 1 << 20
 
-# Entries per in-place multiply of a large gradient. ``grad.mul_(keep)`` first widens the
-# uint8 mask into a float temporary as large as its operand: for a 4096 x 4096 layer a fresh
-# 64 MiB buffer each step, whose page faults cost more than the multiply (28 ms against 7 ms
-# in 2**18-entry slices on the 2-core benchmark machine). Slices keep that temporary at 1 MiB.
-_MASK_SLICE = 1 << 18
-
 
 class _GradMask:
     """Zero the accumulated gradient of pruned entries, in place, once per backward pass."""
 
-    def __init__(self, keep: Tensor) -> None:
+    def __init__(self, parameter: Tensor, keep: Tensor) -> None:
         self.keep = keep
-        self.flat_keep = keep.reshape(-1)
+        self.mask_ = _native.masker(parameter, keep)
 
     def __call__(self, parameter: Tensor) -> None:
-        grad = parameter.grad
-        if grad is None:
-            return
-        if grad.numel() <= _MASK_SLICE or not grad.is_contiguous() or grad.device.type != "cpu":
-            grad.mul_(self.keep)
-            return
-        flat = grad.view(-1)
-        for start in range(0, flat.numel(), _MASK_SLICE):
-            flat[start:start + _MASK_SLICE].mul_(self.flat_keep[start:start + _MASK_SLICE])
+        if parameter.grad is not None:
+            self.mask_(parameter.grad)

@@ -192,14 +192,23 @@ def test_sparse_density_is_validated():
         masked_training(nn.Linear(2, 2), torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1), sparse_density=2)
 
 
-def test_large_gradients_are_masked_slice_by_slice(monkeypatch):
-    # Slices of 7 entries split the 256 x 32 weight unevenly; the result must not change.
+@pytest.mark.parametrize("path", ["c-kernel", "torch-slices"])
+def test_gradient_masking_paths_give_the_same_training(monkeypatch, path):
+    # Against torch's mul_ over whole gradients: the C kernel, or mul_ in slices of 7 entries
+    # that split the 256 x 32 weight unevenly. The trajectory must not change by a bit.
+    if path == "c-kernel" and not lth_prune._native.native_available():
+        pytest.skip("no C compiler here: the C kernel is not built")
     whole, sliced = _pruned_net(), _pruned_net()
     whole_opt = torch.optim.SGD(whole.parameters(), lr=0.05, momentum=0.9)
     sliced_opt = torch.optim.SGD(sliced.parameters(), lr=0.05, momentum=0.9)
-    with masked_training(whole, whole_opt):
-        _steps(whole, whole_opt, 3)
-    monkeypatch.setattr(lth_prune.masked, "_MASK_SLICE", 7)
+    with monkeypatch.context() as patched:
+        patched.setattr(lth_prune._native, "_kernel_for", lambda values, keep: None)
+        patched.setattr(lth_prune._native, "_MASK_SLICE", 1 << 30)
+        with masked_training(whole, whole_opt):
+            _steps(whole, whole_opt, 3)
+    if path == "torch-slices":
+        monkeypatch.setattr(lth_prune._native, "_kernel_for", lambda values, keep: None)
+        monkeypatch.setattr(lth_prune._native, "_MASK_SLICE", 7)
     with masked_training(sliced, sliced_opt):
         _steps(sliced, sliced_opt, 3)
         keep = lth_prune.get_masks(sliced[3])["weight"]

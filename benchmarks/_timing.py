@@ -8,6 +8,7 @@ compare the variant with the dense reference and the masks of its pruned form (s
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import statistics
 import time
@@ -24,6 +25,7 @@ import lth_prune
 from benchmarks._variants import PASSES, VARIANTS, prune_to
 
 __all__ = [
+    "BLOCKS",
     "MODELS",
     "PASSES",
     "WEIGHTS_REMAINING",
@@ -175,16 +177,18 @@ class Timed:
 
 
 class PairedBaseline:
-    """The dense model's pass, timed in blocks right before and right after a variant's rounds.
+    """The dense model's pass, timed in blocks interleaved with a variant's rounds.
 
     On a shared or virtual machine the speed of the same pass drifts by 20 % or more within
-    minutes, so a dense median measured once per model, minutes before a variant, can make two
-    identical computations differ by a quarter. A dense block of rounds just before the
-    variant's rounds and another just after share the machine's state with them (and cancel a
-    steady drift), while each block keeps its own caches warm as repeated calls of one model
-    do; alternating dense and variant round by round would instead time both with caches the
-    other just evicted. The ratio of the variant's median to the median of both dense blocks
-    is what the summary reports.
+    seconds to minutes, so a dense median measured once per model, minutes before a variant,
+    can make two identical computations differ by a quarter, and even dense blocks just before
+    and just after a variant's rounds left identical computations 0.8-1.3x apart. Here the
+    variant's rounds are cut into :data:`BLOCKS` blocks with a dense block before each and one
+    after the last; each variant block is divided by the dense rounds on either side of it,
+    and the median of those ratios is what the summary reports. Blocks rather than alternate
+    rounds, so that each block keeps its caches warm as repeated calls of one model do
+    (alternating round by round timed the sparse ``network`` fc part at batch 1 with caches
+    the dense weights had just flushed).
 
     Args:
         dense: the dense model's pass (its ``check`` is not run: the dense benchmark checks it).
@@ -194,23 +198,55 @@ class PairedBaseline:
     def __init__(self, dense: Timed, timer: Callable[[], float]) -> None:
         self.dense = dense
         self.timer = timer
-        self.seconds: list[float] = []
+        self.blocks: list[list[float]] = []
+
+    @property
+    def seconds(self) -> list[float]:
+        """Every timed dense round so far, in order."""
+        return [elapsed for block in self.blocks for elapsed in block]
 
     def measure(self, rounds: Rounds) -> None:
-        """Run ``rounds.warmup_rounds`` untimed, then time ``rounds.rounds`` dense passes."""
+        """Run ``rounds.warmup_rounds`` untimed, then time ``rounds.rounds`` dense passes as a block."""
+        block = []
         for index in range(rounds.warmup_rounds + rounds.rounds):
             args, kwargs = self.dense.setup() if self.dense.setup is not None else ((), {})
             start = self.timer()
             self.dense.target(*args, **kwargs)
             elapsed = self.timer() - start
             if index >= rounds.warmup_rounds:
-                self.seconds.append(elapsed)
+                block.append(elapsed)
+        self.blocks.append(block)
 
     def median(self) -> float:
         """The median dense time over every block measured so far."""
         if not self.seconds:
             raise RuntimeError("PairedBaseline.median(): measure() has not run yet.")
         return statistics.median(self.seconds)
+
+    def ratio(self, variant_seconds: list[float], block_rounds: int) -> tuple[float, int]:
+        """The median over variant blocks of the block's median over its two dense neighbours'.
+
+        Args:
+            variant_seconds: the variant's timed rounds in order, ``block_rounds`` per block,
+                block ``i`` run between dense blocks ``i`` and ``i + 1``.
+            block_rounds: rounds per variant block.
+
+        Returns:
+            The ratio and the number of blocks it is the median of.
+        """
+        ratios = []
+        for index in range(len(self.blocks) - 1):
+            block = variant_seconds[index * block_rounds:(index + 1) * block_rounds]
+            if block:
+                neighbours = self.blocks[index] + self.blocks[index + 1]
+                ratios.append(statistics.median(block) / statistics.median(neighbours))
+        if not ratios:
+            raise RuntimeError("PairedBaseline.ratio(): no variant block lies between two dense blocks.")
+        return statistics.median(ratios), len(ratios)
+
+
+# Variant blocks per benchmark, each between two dense blocks (see PairedBaseline).
+BLOCKS = 8
 
 
 def paired_baseline(dense: Timed, config: pytest.Config) -> PairedBaseline:
@@ -223,23 +259,43 @@ def paired_baseline(dense: Timed, config: pytest.Config) -> PairedBaseline:
 def time_against(
     benchmark: Any, timed: Timed, rounds: Rounds, baseline: PairedBaseline | None
 ) -> Any:
-    """``benchmark.pedantic`` of ``timed``, between two blocks of ``baseline``'s dense rounds.
+    """``benchmark.pedantic`` of ``timed``, its rounds interleaved with ``baseline``'s in blocks.
 
-    With a baseline, ``benchmark.extra_info["dense_median"]`` receives the dense median of
-    both blocks (half of ``rounds`` each), the denominator of the summary's ratio.
+    With a baseline, ``benchmark.extra_info`` receives ``paired_ratio`` (see
+    :meth:`PairedBaseline.ratio`: the summary's ratio), ``paired_blocks`` and ``dense_median``
+    (the median of every dense round).
 
     Returns:
         What the last timed round of ``timed.target`` returned.
     """
-    block = Rounds(rounds=max(1, (rounds.rounds + 1) // 2), warmup_rounds=rounds.warmup_rounds)
-    if baseline is not None:
-        baseline.measure(block)
-    result = benchmark.pedantic(
-        timed.target, setup=timed.setup, rounds=rounds.rounds, warmup_rounds=rounds.warmup_rounds
+    if baseline is None:
+        return benchmark.pedantic(
+            timed.target, setup=timed.setup, rounds=rounds.rounds, warmup_rounds=rounds.warmup_rounds
+        )
+    block_rounds = max(1, math.ceil(rounds.rounds / BLOCKS))
+    variant_seconds: list[float] = []
+    calls = itertools.count()
+
+    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        # pytest-benchmark calls this before every round, outside its timer.
+        round_index = next(calls) - rounds.warmup_rounds
+        if round_index >= 0 and round_index % block_rounds == 0:
+            warmup = rounds.warmup_rounds if round_index == 0 else 0
+            baseline.measure(Rounds(rounds=block_rounds, warmup_rounds=warmup))
+        return timed.setup() if timed.setup is not None else ((), {})
+
+    def target(*args: Any, **kwargs: Any) -> Any:
+        start = baseline.timer()
+        result = timed.target(*args, **kwargs)
+        variant_seconds.append(baseline.timer() - start)
+        return result
+
+    result = benchmark.pedantic(target, setup=setup, rounds=rounds.rounds, warmup_rounds=rounds.warmup_rounds)
+    baseline.measure(Rounds(rounds=block_rounds, warmup_rounds=0))
+    ratio, blocks = baseline.ratio(variant_seconds[rounds.warmup_rounds:], block_rounds)
+    benchmark.extra_info.update(
+        {"paired_ratio": ratio, "paired_blocks": blocks, "dense_median": baseline.median()}
     )
-    if baseline is not None:
-        baseline.measure(block)
-        benchmark.extra_info["dense_median"] = baseline.median()
     return result
 
 

@@ -80,12 +80,15 @@ def rows_from_json(path: Path) -> list[dict[str, Any]]:
 def ratio_rows(rows: Iterable[dict[str, Any]]) -> list[RatioRow]:
     """Divide each variant's median time and memory by dense's, same model and pass.
 
-    The dense time is the one measured between the variant's own rounds where the row has it
-    (``dense_median``), else the median of the dense benchmark of that model and pass.
+    Where the row was timed in blocks between dense blocks (``paired_ratio``, see
+    :class:`benchmarks._timing.PairedBaseline`), that is its ratio; else its median over the
+    dense time measured beside it (``dense_median``), else over the median of the dense
+    benchmark of that model and pass.
 
     Args:
         rows: dicts with the keys ``model``, ``variant``, ``weights_remaining``, ``pass``,
-            ``median`` (seconds), ``param_bytes`` and optionally ``dense_median`` (seconds).
+            ``median`` (seconds), ``param_bytes`` and optionally ``paired_ratio`` and
+            ``dense_median`` (seconds).
 
     Returns:
         One row per (model, variant, weights remaining): models in the order they were run,
@@ -99,13 +102,15 @@ def ratio_rows(rows: Iterable[dict[str, Any]]) -> list[RatioRow]:
     for row in rows:
         key = (row["model"], row["variant"], float(row["weights_remaining"]))
         entry = grouped.setdefault(
-            key, {"param_bytes": row["param_bytes"], "times": {}, "baselines": {}}
+            key, {"param_bytes": row["param_bytes"], "times": {}, "baselines": {}, "paired": {}}
         )
         if row.get("dense_param_bytes"):
             dense_bytes.setdefault(row["model"], row["dense_param_bytes"])
         entry["times"][row["pass"]] = row["median"]
         if row.get("dense_median"):
             entry["baselines"][row["pass"]] = row["dense_median"]
+        if row.get("paired_ratio"):
+            entry["paired"][row["pass"]] = row["paired_ratio"]
     model_order = list(dict.fromkeys(r["model"] for r in rows))
     variant_order = list(dict.fromkeys([BASELINE, *(r["variant"] for r in rows)]))
     result = []
@@ -118,7 +123,9 @@ def ratio_rows(rows: Iterable[dict[str, Any]]) -> list[RatioRow]:
         ratios: dict[str, float | None] = {}
         for pass_name in passes:
             time = entry["times"].get(pass_name)
-            # The dense time of the same rounds where it was measured (PairedBaseline).
+            if pass_name in entry["paired"]:  # measured in blocks between dense blocks
+                ratios[pass_name] = entry["paired"][pass_name]
+                continue
             baseline = entry["baselines"].get(pass_name, dense_time.get((model, pass_name)))
             ratios[pass_name] = None if time is None or not baseline else time / baseline
         baseline_bytes = dense_bytes.get(model)
@@ -223,7 +230,10 @@ def format_table(rows: Sequence[RatioRow]) -> str:
         ]
         for row in rows
     ]
-    note = "time ratio = median time / median time of dense, same model, pass and run"
+    note = (
+        "time ratio = median over 8 blocks of (variant block median / median of the dense blocks "
+        "either side), same model and pass; rows timed without paired dense blocks: median / dense median"
+    )
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + f"\n{note}"
 
 

@@ -5,7 +5,7 @@ each of ``Network``'s fully connected layers (1024 -> 4096 -> 4096 -> 10, 21M we
 much faster does ``lth_prune.to_sparse`` run them than the dense layers holding the masked
 weights, at batch 128 and at batch 1? Every layer is pruned to 2 % on its own (layer-wise), so
 none is emptied, unlike one-shot global pruning of the whole net. The dense form is timed in
-blocks just before and after the sparse form (:class:`benchmarks._timing.PairedBaseline`); the summary
+blocks interleaved with the sparse form's (:class:`benchmarks._timing.PairedBaseline`); the summary
 reports the pass ``fc_inference`` and its fraction of the ideal 50x. Each benchmark checks
 that the sparse layers compute the dense layers' outputs.
 """

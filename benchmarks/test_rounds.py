@@ -6,7 +6,7 @@ rates (fully connected 20 %, output 10 % per round) to the sparsity of IMP round
 one round trains a fixed number of Adam steps (the paper's lr 1.2e-3, batch 60) as
 ``lth_prune.imp`` does: ``lth_prune.training.train`` inside the training path's context,
 entered anew each round. The dense network's round of the same steps is timed in blocks
-just before and after (:class:`benchmarks._timing.PairedBaseline`), and the summary prints the
+interleaved with the variant's (:class:`benchmarks._timing.PairedBaseline`), and the summary prints the
 ratio as pass ``imp_round``. Every benchmark checks that the round kept its masks and its pruned weights at
 exactly zero, and that it trained.
 """

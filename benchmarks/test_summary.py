@@ -6,6 +6,7 @@ import itertools
 import pytest
 
 from benchmarks import summary
+from benchmarks import _timing
 from benchmarks._timing import PairedBaseline, Rounds, Timed
 
 
@@ -51,3 +52,71 @@ def test_paired_baseline_times_each_block_and_drops_warm_up():
     baseline.measure(Rounds(rounds=3, warmup_rounds=1))
     assert len(calls) == 4
     assert baseline.seconds == [1.0, 1.0, 1.0]
+    assert baseline.blocks == [[1.0, 1.0, 1.0]]
+
+
+class _Clock:
+    """A clock that pass targets advance; the machine gets ``slowdown`` times slower mid-run."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.speed = 1.0
+
+    def run(self, seconds: float) -> None:
+        self.now += seconds * self.speed
+
+
+class _FakeBenchmark:
+    """What time_against uses of pytest-benchmark's fixture: pedantic's call order, extra_info."""
+
+    def __init__(self) -> None:
+        self.extra_info: dict = {}
+        self.timed_rounds = 0
+
+    def pedantic(self, target, setup, rounds, warmup_rounds):
+        result = None
+        for index in range(warmup_rounds + rounds):
+            args, kwargs = setup()
+            result = target(*args, **kwargs)
+            self.timed_rounds += index >= warmup_rounds
+        return result
+
+
+def test_time_against_interleaves_blocks_and_cancels_a_change_of_speed():
+    clock = _Clock()
+    order: list[str] = []
+
+    def dense_pass() -> None:
+        order.append("d")
+        clock.run(2.0)
+
+    def variant_pass() -> str:
+        order.append("v")
+        clock.run(3.0)  # 1.5x dense
+        if order.count("v") == 10:
+            clock.speed = 4.0  # the machine slows down mid-run
+        return "out"
+
+    baseline = PairedBaseline(Timed(dense_pass, lambda _: None), timer=lambda: clock.now)
+    benchmark = _FakeBenchmark()
+    result = _timing.time_against(
+        benchmark, Timed(variant_pass, lambda _: None), Rounds(rounds=16, warmup_rounds=1), baseline
+    )
+    assert result == "out" and benchmark.timed_rounds == 16
+    # The variant's warm-up, the dense one, then 8 dense blocks of 2 each before a variant
+    # block of 2, and a last dense block.
+    assert "".join(order) == "vd" + "ddvv" * 8 + "dd"
+    assert len(baseline.blocks) == _timing.BLOCKS + 1
+    assert benchmark.extra_info["paired_blocks"] == _timing.BLOCKS
+    # Only the block in which the speed changed sees a different ratio; the median is exact.
+    assert benchmark.extra_info["paired_ratio"] == pytest.approx(1.5)
+    assert benchmark.extra_info["dense_median"] == pytest.approx(2.0)  # most dense rounds ran fast
+
+
+def test_paired_ratio_is_the_summary_ratio():
+    rows = [
+        _row("dense", 1.0, "train_step", 2.0),
+        _row("masked-training", 0.02, "train_step", 9.0, dense_median=3.0, paired_ratio=1.02),
+    ]
+    by_variant = {row.variant: row for row in summary.ratio_rows(rows)}
+    assert by_variant["masked-training"].time_ratio["train_step"] == pytest.approx(1.02)

@@ -71,15 +71,16 @@ def masker(like: Tensor, keep: Tensor) -> Callable[[Tensor], None]:
     For a hook that runs every step on a gradient (autograd gives a parameter's gradient the
     parameter's shape, dtype and device): the checks of :func:`mask_` took 10-14 us per call on
     the benchmark machine, as long as the C loop over a 30,000-entry gradient. What is left per
-    call is one contiguity check.
+    call are the cheap checks that keep the C loop off a tensor it was not set up for (the
+    model moved to another device or dtype after the hook was made).
     """
     kernel = _kernel_for(like, keep)
     if kernel is None:
         return functools.partial(mask_, keep=keep)
-    keep_address, count = keep.data_ptr(), keep.numel()
+    keep_address, count, dtype = keep.data_ptr(), keep.numel(), like.dtype
 
     def apply(values: Tensor) -> None:
-        if values.is_contiguous():
+        if values.dtype == dtype and values.is_cpu and values.numel() == count and values.is_contiguous():
             kernel(values.data_ptr(), keep_address, count)
         else:
             mask_(values, keep)

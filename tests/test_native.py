@@ -110,3 +110,15 @@ def test_compiler_errors_are_reported(fresh_library, monkeypatch):
     with pytest.warns(RuntimeWarning, match="fatal error: broken"):
         assert not _native.native_available()
     assert not list(fresh_library.glob("*.so")) and not list(fresh_library.glob(".*partial"))
+
+
+def test_masker_leaves_the_c_loop_for_tensors_it_was_not_made_for():
+    _needs_kernel()
+    keep = (torch.rand(50, generator=torch.Generator().manual_seed(2)) < 0.5).to(torch.uint8)
+    apply = _native.masker(torch.empty(50), keep)
+    for values in (torch.randn(50, dtype=torch.float64), torch.randn(100)[::2], torch.randn(50)):
+        expected = values * keep
+        apply(values)
+        assert torch.equal(values, expected)
+    with pytest.raises(RuntimeError):
+        apply(torch.randn(60))  # a wrong size goes to torch, which refuses it

@@ -10,7 +10,8 @@ It is built with the system C compiler (``$CC``, else ``cc``) the first time a c
 float32 or float64 CPU tensor is masked, and cached as a shared library under
 ``$LTH_PRUNE_CACHE``, else ``$XDG_CACHE_HOME/lth_prune``, else ``~/.cache/lth_prune``, named
 by a hash of its source, compiler and platform; with OpenMP where the compiler has it (torch's
-own ``libgomp`` is the one loaded). Where there is no compiler, the build fails, the tensor is
+own ``libgomp`` is the one loaded), and on x86-64 with AVX-512, AVX2 and baseline versions of
+each loop, of which the loader picks the widest the processor runs. Where there is no compiler, the build fails, the tensor is
 of another kind, or ``LTH_PRUNE_NATIVE=0`` is set, :func:`mask_` falls back to torch's
 ``mul_``, which gives bit-for-bit the same result.
 """
@@ -36,8 +37,14 @@ __all__ = ["mask_", "masker", "native_available"]
 _SOURCE = Path(__file__).with_name("_native.c")
 _KERNELS = {torch.float32: "lth_mask_float32", torch.float64: "lth_mask_float64"}
 # Flags to try in order: OpenMP splits a large tensor over torch's threads; without it the
-# loop still beats torch's three passes on one thread.
-_FLAG_SETS = (("-O3", "-fopenmp"), ("-O3",))
+# loop still beats torch's three passes on one thread. LTH_PRUNE_PORTABLE drops the
+# per-instruction-set clones of _native.c, for a C library without ifunc support (musl).
+_FLAG_SETS = (
+    ("-O3", "-fopenmp"),
+    ("-O3", "-fopenmp", "-DLTH_PRUNE_PORTABLE"),
+    ("-O3",),
+    ("-O3", "-DLTH_PRUNE_PORTABLE"),
+)
 _BUILD_TIMEOUT_S = 120
 
 # Entries per in-place multiply in the fallback. ``mul_`` widens the uint8 mask into a float

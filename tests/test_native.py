@@ -32,7 +32,9 @@ def _special_values(count: int, dtype: torch.dtype) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("count", [7, 1000, 70_001])  # 70,001: past the threshold for threads
+# 7, 33, 1000: vector widths and remainders of the SSE2, AVX2 and AVX-512 loops; 70,001:
+# past the threshold for threads.
+@pytest.mark.parametrize("count", [7, 33, 1000, 70_001])
 @pytest.mark.parametrize("keep_dtype", [torch.uint8, torch.bool])
 def test_kernel_equals_torch_mul_bit_for_bit(dtype, count, keep_dtype):
     _needs_kernel()
@@ -110,6 +112,27 @@ def test_compiler_errors_are_reported(fresh_library, monkeypatch):
     with pytest.warns(RuntimeWarning, match="fatal error: broken"):
         assert not _native.native_available()
     assert not list(fresh_library.glob("*.so")) and not list(fresh_library.glob(".*partial"))
+
+
+def test_portable_build_where_clones_fail(fresh_library, monkeypatch):
+    # A C library without ifunc support rejects target_clones: the build is tried again
+    # with one baseline loop, and that library is used.
+    real = _native.shutil.which("cc") or _native.shutil.which("gcc")
+    if real is None:
+        pytest.skip("no C compiler here")
+    wrapper = fresh_library / "no-ifunc-cc"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *-DLTH_PRUNE_PORTABLE*) ;; *) echo "error: ifunc not supported" >&2; exit 1;; esac\n'
+        f'exec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    assert _native.native_available()
+    values, keep = _special_values(1000, torch.float32), (torch.arange(1000) % 3 == 0).to(torch.uint8)
+    expected = values.clone().mul_(keep)
+    _native.mask_(values, keep)
+    assert torch.equal(values.view(torch.int32), expected.view(torch.int32))
 
 
 def test_masker_leaves_the_c_loop_for_tensors_it_was_not_made_for():

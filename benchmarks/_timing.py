@@ -26,15 +26,19 @@ from benchmarks._variants import PASSES, VARIANTS, prune_to
 
 __all__ = [
     "BLOCKS",
+    "MAX_BLOCKS",
+    "MIN_BLOCK_ROUNDS",
     "MODELS",
     "PASSES",
     "WEIGHTS_REMAINING",
+    "BlockRatios",
     "Case",
     "PairedBaseline",
     "PrunedCache",
     "Rounds",
     "Subject",
     "Timed",
+    "blocks_for",
     "build_pruned",
     "cases",
     "input_shape",
@@ -183,7 +187,7 @@ class PairedBaseline:
     seconds to minutes, so a dense median measured once per model, minutes before a variant,
     can make two identical computations differ by a quarter, and even dense blocks just before
     and just after a variant's rounds left identical computations 0.8-1.3x apart. Here the
-    variant's rounds are cut into :data:`BLOCKS` blocks with a dense block before each and one
+    variant's rounds are cut into blocks (:func:`blocks_for`) with a dense block before each and one
     after the last; each variant block is divided by the dense rounds on either side of it,
     and the median of those ratios is what the summary reports. Blocks rather than alternate
     rounds, so that each block keeps its caches warm as repeated calls of one model do
@@ -223,8 +227,8 @@ class PairedBaseline:
             raise RuntimeError("PairedBaseline.median(): measure() has not run yet.")
         return statistics.median(self.seconds)
 
-    def ratio(self, variant_seconds: list[float], block_rounds: int) -> tuple[float, int]:
-        """The median over variant blocks of the block's median over its two dense neighbours'.
+    def ratio(self, variant_seconds: list[float], block_rounds: int) -> BlockRatios:
+        """Each variant block's median over its two dense neighbours', summarized.
 
         Args:
             variant_seconds: the variant's timed rounds in order, ``block_rounds`` per block,
@@ -232,7 +236,7 @@ class PairedBaseline:
             block_rounds: rounds per variant block.
 
         Returns:
-            The ratio and the number of blocks it is the median of.
+            The median of the block ratios (the summary's ratio), their quartiles and count.
         """
         ratios = []
         for index in range(len(self.blocks) - 1):
@@ -242,11 +246,43 @@ class PairedBaseline:
                 ratios.append(statistics.median(block) / statistics.median(neighbours))
         if not ratios:
             raise RuntimeError("PairedBaseline.ratio(): no variant block lies between two dense blocks.")
-        return statistics.median(ratios), len(ratios)
+        if len(ratios) == 1:
+            low = high = ratios[0]
+        else:
+            low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+        return BlockRatios(statistics.median(ratios), low, high, len(ratios))
 
 
-# Variant blocks per benchmark, each between two dense blocks (see PairedBaseline).
+@dataclass(frozen=True)
+class BlockRatios:
+    """The ratios of a variant's blocks to their dense neighbours (see :class:`PairedBaseline`).
+
+    Attributes:
+        median: the median block ratio: what the summary reports.
+        lower_quartile: the 25th percentile of the block ratios.
+        upper_quartile: the 75th percentile; the spread between the two says how much the
+            machine's speed moved the ratio during this benchmark.
+        blocks: how many block ratios there are.
+    """
+
+    median: float
+    lower_quartile: float
+    upper_quartile: float
+    blocks: int
+
+
+# Variant blocks per benchmark, each between two dense blocks (see PairedBaseline): at least
+# BLOCKS, and with many rounds (--span) one per MIN_BLOCK_ROUNDS rounds, up to MAX_BLOCKS. The
+# median of 8 block ratios still moved by 3-5 % between runs of LeNet-300-100's training step
+# (1.5 ms); 32 blocks of 30 rounds each hold it to about 1 %.
 BLOCKS = 8
+MAX_BLOCKS = 32
+MIN_BLOCK_ROUNDS = 20
+
+
+def blocks_for(rounds: int) -> int:
+    """How many variant blocks ``rounds`` timed rounds are cut into (see :data:`BLOCKS`)."""
+    return max(BLOCKS, min(MAX_BLOCKS, rounds // MIN_BLOCK_ROUNDS))
 
 
 def paired_baseline(dense: Timed, config: pytest.Config) -> PairedBaseline:
@@ -262,8 +298,9 @@ def time_against(
     """``benchmark.pedantic`` of ``timed``, its rounds interleaved with ``baseline``'s in blocks.
 
     With a baseline, ``benchmark.extra_info`` receives ``paired_ratio`` (see
-    :meth:`PairedBaseline.ratio`: the summary's ratio), ``paired_blocks`` and ``dense_median``
-    (the median of every dense round).
+    :meth:`PairedBaseline.ratio`: the summary's ratio), ``paired_ratio_q1`` and
+    ``paired_ratio_q3`` (the quartiles of the block ratios), ``paired_blocks`` and
+    ``dense_median`` (the median of every dense round).
 
     Returns:
         What the last timed round of ``timed.target`` returned.
@@ -272,7 +309,7 @@ def time_against(
         return benchmark.pedantic(
             timed.target, setup=timed.setup, rounds=rounds.rounds, warmup_rounds=rounds.warmup_rounds
         )
-    block_rounds = max(1, math.ceil(rounds.rounds / BLOCKS))
+    block_rounds = max(1, math.ceil(rounds.rounds / blocks_for(rounds.rounds)))
     variant_seconds: list[float] = []
     calls = itertools.count()
 
@@ -292,10 +329,14 @@ def time_against(
 
     result = benchmark.pedantic(target, setup=setup, rounds=rounds.rounds, warmup_rounds=rounds.warmup_rounds)
     baseline.measure(Rounds(rounds=block_rounds, warmup_rounds=0))
-    ratio, blocks = baseline.ratio(variant_seconds[rounds.warmup_rounds:], block_rounds)
-    benchmark.extra_info.update(
-        {"paired_ratio": ratio, "paired_blocks": blocks, "dense_median": baseline.median()}
-    )
+    ratios = baseline.ratio(variant_seconds[rounds.warmup_rounds:], block_rounds)
+    benchmark.extra_info.update({
+        "paired_ratio": ratios.median,
+        "paired_ratio_q1": ratios.lower_quartile,
+        "paired_ratio_q3": ratios.upper_quartile,
+        "paired_blocks": ratios.blocks,
+        "dense_median": baseline.median(),
+    })
     return result
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -52,6 +52,8 @@ class RatioRow:
         weights_remaining: fraction in (0, 1] of the convolution and linear weights left.
         time_ratio: per pass (in the order run), median time of this variant / median time
             of dense; ``None`` where either was not measured.
+        time_spread: per pass, the quartiles of the block ratios where the pass was timed in
+            blocks between dense blocks (``paired_ratio_q1``, ``paired_ratio_q3``), else absent.
         param_bytes: bytes of parameters, buffers and masked weights this variant holds.
         memory_ratio: ``param_bytes`` / the dense model's, ``None`` if dense was not run.
     """
@@ -62,6 +64,7 @@ class RatioRow:
     time_ratio: dict[str, float | None]
     param_bytes: int
     memory_ratio: float | None
+    time_spread: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def rows_from_json(path: Path) -> list[dict[str, Any]]:
@@ -102,7 +105,8 @@ def ratio_rows(rows: Iterable[dict[str, Any]]) -> list[RatioRow]:
     for row in rows:
         key = (row["model"], row["variant"], float(row["weights_remaining"]))
         entry = grouped.setdefault(
-            key, {"param_bytes": row["param_bytes"], "times": {}, "baselines": {}, "paired": {}}
+            key,
+            {"param_bytes": row["param_bytes"], "times": {}, "baselines": {}, "paired": {}, "spread": {}},
         )
         if row.get("dense_param_bytes"):
             dense_bytes.setdefault(row["model"], row["dense_param_bytes"])
@@ -111,6 +115,8 @@ def ratio_rows(rows: Iterable[dict[str, Any]]) -> list[RatioRow]:
             entry["baselines"][row["pass"]] = row["dense_median"]
         if row.get("paired_ratio"):
             entry["paired"][row["pass"]] = row["paired_ratio"]
+            if row.get("paired_ratio_q1") and row.get("paired_ratio_q3"):
+                entry["spread"][row["pass"]] = (row["paired_ratio_q1"], row["paired_ratio_q3"])
     model_order = list(dict.fromkeys(r["model"] for r in rows))
     variant_order = list(dict.fromkeys([BASELINE, *(r["variant"] for r in rows)]))
     result = []
@@ -137,6 +143,7 @@ def ratio_rows(rows: Iterable[dict[str, Any]]) -> list[RatioRow]:
                 ratios,
                 entry["param_bytes"],
                 entry["param_bytes"] / baseline_bytes if baseline_bytes else None,
+                dict(entry["spread"]),
             )
         )
     return result
@@ -224,15 +231,16 @@ def format_table(rows: Sequence[RatioRow]) -> str:
             row.model,
             row.variant,
             f"{row.weights_remaining:.0%}",
-            *(_ratio(row.time_ratio[pass_name]) for pass_name in passes),
+            *(_ratio(row.time_ratio[pass_name], row.time_spread.get(pass_name)) for pass_name in passes),
             f"{row.param_bytes / 2**20:.2f}",
             _ratio(row.memory_ratio),
         ]
         for row in rows
     ]
     note = (
-        "time ratio = median over 8 blocks of (variant block median / median of the dense blocks "
-        "either side), same model and pass; rows timed without paired dense blocks: median / dense median"
+        "time ratio = median over 8-32 blocks of (variant block median / median of the dense blocks "
+        "either side), same model and pass, with the blocks' quartiles in brackets; rows timed "
+        "without paired dense blocks: median / dense median"
     )
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + f"\n{note}"
 
@@ -244,6 +252,9 @@ def default_stem(json_path: Path) -> Path:
 
 def save_figure(rows: Sequence[RatioRow], stem: Path) -> list[Path]:
     """Time ratio vs weights remaining (log axis), one panel per pass, one line per model.
+
+    Where a pass was timed in blocks between dense blocks, error bars span the quartiles of
+    the block ratios.
 
     Args:
         rows: what :func:`ratio_rows` returned.
@@ -257,28 +268,40 @@ def save_figure(rows: Sequence[RatioRow], stem: Path) -> list[Path]:
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     passes = list(rows[0].time_ratio) if rows else []
-    figure = Figure(figsize=(11, 3.5 * ((len(passes) + 1) // 2)))
-    axes = figure.subplots((len(passes) + 1) // 2, 2, sharex=True, squeeze=False)
+    columns = 1 if len(passes) == 1 else 2
+    legend_width = 2.6  # inches on the right for the legend
+    width = 5.5 * columns + legend_width
+    figure = Figure(figsize=(width, 3.5 * ((len(passes) + 1) // 2)))
+    axes = figure.subplots((len(passes) + 1) // 2, columns, sharex=True, squeeze=False)
     models = list(dict.fromkeys(row.model for row in rows))
     variants = [v for v in dict.fromkeys(row.variant for row in rows) if v != BASELINE]
     styles = ["-", "--", ":", "-."]
     for axis, pass_name in zip(axes.flat, passes):
         for model_index, model in enumerate(models):
             for variant_index, variant in enumerate(variants):
-                points = [
-                    (row.weights_remaining * 100, row.time_ratio[pass_name])
-                    for row in rows
+                measured = [
+                    row for row in rows
                     if row.model == model and row.variant == variant
                     and row.time_ratio[pass_name] is not None
                 ]
-                if points:
-                    axis.plot(
-                        *zip(*points),
-                        marker="o",
-                        color=f"C{model_index}",
-                        linestyle=styles[variant_index % len(styles)],
-                        label=f"{model} ({variant})",
-                    )
+                if not measured:
+                    continue
+                ratios = [row.time_ratio[pass_name] for row in measured]
+                # Error bars: the quartiles of the block ratios, where the pass has them.
+                spreads = [row.time_spread.get(pass_name, (ratio, ratio)) for row, ratio in zip(measured, ratios)]
+                axis.errorbar(
+                    [row.weights_remaining * 100 for row in measured],
+                    ratios,
+                    yerr=[
+                        [ratio - low for ratio, (low, _) in zip(ratios, spreads)],
+                        [high - ratio for ratio, (_, high) in zip(ratios, spreads)],
+                    ],
+                    marker="o",
+                    capsize=2,
+                    color=f"C{model_index}",
+                    linestyle=styles[variant_index % len(styles)],
+                    label=f"{model} ({variant})",
+                )
         axis.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
         axis.set_xscale("log")
         axis.set_xticks([100, 50, 20, 10, 5, 2, 1])
@@ -294,7 +317,7 @@ def save_figure(rows: Sequence[RatioRow], stem: Path) -> list[Path]:
     handles, labels = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="center right", fontsize="small")
     figure.suptitle("Time of masked passes relative to the dense model (same run)")
-    figure.tight_layout(rect=(0, 0, 0.8, 0.97))
+    figure.tight_layout(rect=(0, 0, 1 - legend_width / width, 0.97))
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_name(stem.name + suffix) for suffix in (".png", ".svg")]
     for path in paths:
@@ -342,8 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _ratio(value: float | None, spread: tuple[float, float] | None = None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if spread is None else f"{value:.2f} [{spread[0]:.2f}, {spread[1]:.2f}]"
 
 
 if __name__ == "__main__":

@@ -108,9 +108,27 @@ def test_time_against_interleaves_blocks_and_cancels_a_change_of_speed():
     assert "".join(order) == "vd" + "ddvv" * 8 + "dd"
     assert len(baseline.blocks) == _timing.BLOCKS + 1
     assert benchmark.extra_info["paired_blocks"] == _timing.BLOCKS
+    # One block of eight ran slow in both dense and variant time: the quartiles stay exact.
+    assert benchmark.extra_info["paired_ratio_q1"] == pytest.approx(1.5)
+    assert benchmark.extra_info["paired_ratio_q3"] == pytest.approx(1.5)
     # Only the block in which the speed changed sees a different ratio; the median is exact.
     assert benchmark.extra_info["paired_ratio"] == pytest.approx(1.5)
     assert benchmark.extra_info["dense_median"] == pytest.approx(2.0)  # most dense rounds ran fast
+
+
+@pytest.mark.parametrize(
+    "rounds, blocks", [(5, 8), (50, 8), (160, 8), (400, 20), (640, 32), (1000, 32)]
+)
+def test_many_rounds_are_cut_into_more_blocks(rounds, blocks):
+    assert _timing.blocks_for(rounds) == blocks
+
+
+def test_block_ratio_quartiles():
+    baseline = PairedBaseline(Timed(lambda: None, lambda _: None), timer=lambda: 0.0)
+    baseline.blocks = [[1.0]] * 6  # five variant blocks between six dense blocks of 1 s
+    ratios = baseline.ratio([1.0, 1.1, 1.2, 1.3, 2.0], block_rounds=1)
+    assert ratios.median == pytest.approx(1.2) and ratios.blocks == 5
+    assert (ratios.lower_quartile, ratios.upper_quartile) == (pytest.approx(1.1), pytest.approx(1.3))
 
 
 def test_paired_ratio_is_the_summary_ratio():
@@ -120,3 +138,15 @@ def test_paired_ratio_is_the_summary_ratio():
     ]
     by_variant = {row.variant: row for row in summary.ratio_rows(rows)}
     assert by_variant["masked-training"].time_ratio["train_step"] == pytest.approx(1.02)
+    assert by_variant["masked-training"].time_spread == {}
+
+
+def test_the_table_shows_the_block_quartiles():
+    rows = [
+        _row("dense", 1.0, "train_step", 2.0),
+        _row("masked-training", 0.02, "train_step", 9.0, dense_median=3.0, paired_ratio=1.02,
+             paired_ratio_q1=0.99, paired_ratio_q3=1.04),
+    ]
+    table = summary.ratio_rows(rows)
+    assert table[1].time_spread == {"train_step": (0.99, 1.04)}
+    assert "1.02 [0.99, 1.04]" in summary.format_table(table)

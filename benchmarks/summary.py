@@ -115,7 +115,7 @@ def ratio_rows(rows: Iterable[dict[str, Any]]) -> list[RatioRow]:
             entry["baselines"][row["pass"]] = row["dense_median"]
         if row.get("paired_ratio"):
             entry["paired"][row["pass"]] = row["paired_ratio"]
-            if row.get("paired_ratio_q1") and row.get("paired_ratio_q3"):
+            if row.get("paired_ratio_q1") is not None and row.get("paired_ratio_q3") is not None:
                 entry["spread"][row["pass"]] = (row["paired_ratio_q1"], row["paired_ratio_q3"])
     model_order = list(dict.fromkeys(r["model"] for r in rows))
     variant_order = list(dict.fromkeys([BASELINE, *(r["variant"] for r in rows)]))
@@ -288,7 +288,9 @@ def save_figure(rows: Sequence[RatioRow], stem: Path) -> list[Path]:
                     continue
                 ratios = [row.time_ratio[pass_name] for row in measured]
                 # Error bars: the quartiles of the block ratios, where the pass has them.
-                spreads = [row.time_spread.get(pass_name, (ratio, ratio)) for row, ratio in zip(measured, ratios)]
+                spreads = [
+                    row.time_spread.get(pass_name, (ratio, ratio)) for row, ratio in zip(measured, ratios)
+                ]
                 axis.errorbar(
                     [row.weights_remaining * 100 for row in measured],
                     ratios,

@@ -13,9 +13,9 @@ float32 or float64 CPU tensor is masked, and cached as a shared library under
 ``$LTH_PRUNE_CACHE``, else ``$XDG_CACHE_HOME/lth_prune``, else ``~/.cache/lth_prune``, named
 by a hash of its source, compiler and platform; with OpenMP where the compiler has it (torch's
 own ``libgomp`` is the one loaded), and on x86-64 with AVX-512, AVX2 and baseline versions of
-each loop, of which the loader picks the widest the processor runs. Where there is no compiler, the build fails, the tensor is
-of another kind, or ``LTH_PRUNE_NATIVE=0`` is set, :func:`mask_` falls back to torch's
-``mul_``, which gives bit-for-bit the same result.
+each loop, of which the loader picks the widest the processor runs. Where there is no
+compiler, the build fails, the tensor is of another kind, or ``LTH_PRUNE_NATIVE=0`` is set,
+:func:`mask_` falls back to torch's ``mul_``, which gives bit-for-bit the same result.
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import shlex
 
 import pytest
 import torch
@@ -124,7 +125,7 @@ def test_portable_build_where_clones_fail(fresh_library, monkeypatch):
     wrapper.write_text(
         "#!/bin/sh\n"
         'case "$*" in *-DLTH_PRUNE_PORTABLE*) ;; *) echo "error: ifunc not supported" >&2; exit 1;; esac\n'
-        f'exec {real} "$@"\n'
+        f'exec {shlex.quote(real)} "$@"\n'
     )
     wrapper.chmod(0o755)
     monkeypatch.setenv("CC", str(wrapper))

@@ -201,3 +201,31 @@ def test_masked_training_and_torch_hooks_find_the_same_ticket():
     for a, b in zip(fast.levels, hooked.levels):
         assert a["weights_remaining"] == b["weights_remaining"]
         assert a["test_accuracy"] == pytest.approx(b["test_accuracy"], abs=0.03)
+
+
+# Correct predictions on the 359 digits test images per level: ticket, no retraining, random
+# reinit, random pruning. Measured before the experiment side was rebuilt around run store,
+# rewind policies and branches; an uninterrupted run must keep giving exactly these.
+PINNED_RUN = dict(rounds=3, epochs=2.0, controls=("random_reinit", "random_pruning"))
+PINNED_COUNTS = {
+    "init": ({}, [[339, None, None, None], [338, 337, 331, 335], [336, 334, 326, 329], [339, 328, 323, 315]]),
+    "step": (dict(rewind="step", rewind_step=5),
+             [[339, None, None, None], [335, 337, 331, 330], [337, 330, 327, 330], [337, 329, 322, 317]]),
+    "lr": (dict(rewind="lr", decay="cosine"),
+           [[331, None, None, None], [337, 329, 322, 321], [342, 336, 311, 314], [341, 345, 314, 300]]),
+    "finetune": (dict(rewind="finetune", decay="cosine"),
+                 [[331, None, None, None], [329, 329, 322, 321], [327, 327, 314, 314], [326, 326, 312, 300]]),
+    "one_shot": (dict(one_shot=True),
+                 [[339, None, None, None], [338, 337, 331, 335], [334, 338, 327, 329], [339, 329, 323, 315]]),
+    "global": (dict(pruning="global"),
+               [[339, None, None, None], [338, 337, 329, 334], [336, 335, 327, 326], [337, 326, 322, 318]]),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(PINNED_COUNTS))
+def test_a_small_digits_run_gives_the_pinned_accuracies(variant):
+    changes, expected = PINNED_COUNTS[variant]
+    results = imp.run(ExperimentConfig(**{**PINNED_RUN, **changes}), progress=False)
+    keys = ("test_accuracy", "no_retrain_accuracy", "random_reinit_accuracy", "random_pruning_accuracy")
+    counts = [[None if level[key] is None else level[key] * 359 for key in keys] for level in results.levels]
+    assert counts == [[None if c is None else pytest.approx(c, abs=1e-6) for c in row] for row in expected]

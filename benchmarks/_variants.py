@@ -20,8 +20,7 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
 import lth_prune
-from lth_prune import hygiene
-from lth_prune.hygiene import pruned_names
+from lth_prune._reparam import dense_masks, pruned_names
 
 __all__ = [
     "PASSES",
@@ -30,7 +29,6 @@ __all__ = [
     "dense_reference",
     "param_bytes",
     "prune_to",
-    "pruned_names",
 ]
 
 PASSES = ("forward", "backward", "train_step", "inference")
@@ -99,7 +97,7 @@ def param_bytes(model: nn.Module) -> int:
     tensors: list[Tensor] = [*model.parameters(), *model.buffers()]
     for module in model.modules():
         # Inside masked_training a layer's boolean masks live beside it, not in its buffers.
-        tensors.extend(hygiene.DENSE_MASKS.get(module, {}).values())
+        tensors.extend(dense_masks(module).values())
         for name in pruned_names(module):
             value = module.__dict__.get(name)
             if isinstance(value, Tensor):

@@ -21,7 +21,8 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lth_prune import _native, distributed, hygiene
+from lth_prune import _native, distributed
+from lth_prune._reparam import AppliedMask, hold_dense, pruned_names, refresh, release_dense
 from lth_prune.kernels import SparseForward
 
 __all__ = ["MaskedTraining", "masked_training"]
@@ -72,7 +73,7 @@ class MaskedTraining:
         if self._converted:
             raise RuntimeError("masked_training(): this context is already active; it cannot be entered twice.")
         for module in self.model.modules():
-            for name in hygiene.pruned_names(module):
+            for name in pruned_names(module):
                 self._converted.append(_to_dense(module, name, self.sparse_density))
         by_parameter = {id(entry.parameter): entry.keep for entry in self._converted}
         for group in self.optimizer.param_groups:
@@ -210,7 +211,7 @@ def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted
         handle = None
     else:
         handle = parameter.register_post_accumulate_grad_hook(_GradMask(parameter, keep))
-    hygiene.DENSE_MASKS.setdefault(module, {})[name] = keep
+    hold_dense(module, name, keep)
     return _Converted(module, name, parameter, keep, keep_fraction, mask.dtype, handle)
 
 
@@ -220,10 +221,7 @@ def _to_pruned(entry: _Converted) -> None:
         entry.grad_hook.remove()
     if isinstance(module.__dict__.get("forward"), SparseForward):
         del module.__dict__["forward"]
-    masks = hygiene.DENSE_MASKS.get(module, {})
-    masks.pop(name, None)
-    if not masks:
-        hygiene.DENSE_MASKS.pop(module, None)
+    release_dense(module, name)
     if name + "_orig" in module._parameters or module._parameters.get(name) is not entry.parameter:
         raise RuntimeError(
             f"masked_training(): {type(module).__name__}.{name} was pruned or replaced inside the "
@@ -232,8 +230,8 @@ def _to_pruned(entry: _Converted) -> None:
     del module._parameters[name]
     module._parameters[name + "_orig"] = entry.parameter
     module.register_buffer(name + "_mask", entry.keep.to(entry.mask_dtype))
-    module.register_forward_pre_hook(hygiene.AppliedMask(name, module))
-    hygiene.refresh(module, name)
+    module.register_forward_pre_hook(AppliedMask(name, module))
+    refresh(module, name)
 
 
 # Smallest linear weight that the sparse kernels train. Below it their fixed costs (building

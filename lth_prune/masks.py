@@ -8,8 +8,7 @@ import torch
 import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
-from lth_prune import hygiene
-from lth_prune.methods import _prunable_named
+from lth_prune._reparam import collapse, keep_mask, prunable_layers, pruned_names, refresh
 
 __all__ = [
     "LayerSparsity",
@@ -57,9 +56,9 @@ def sparsity_report(model: nn.Module) -> list[LayerSparsity]:
         75
     """
     rows = []
-    for name, module in _prunable_named(model, (), "sparsity_report()"):
+    for name, module in prunable_layers(model, (), "sparsity_report()"):
         weight = module._parameters.get("weight_orig", module._parameters.get("weight"))
-        mask = hygiene.keep_mask(module, "weight")
+        mask = keep_mask(module, "weight")
         total = weight.numel()
         remaining = total if mask is None else int(torch.count_nonzero(mask))
         rows.append(LayerSparsity(name, tuple(weight.shape), total, remaining, remaining / total))
@@ -96,8 +95,8 @@ def get_masks(model: nn.Module) -> dict[str, Tensor]:
         torch.bool
     """
     masks = {}
-    for name, module in _prunable_named(model, (), "get_masks()"):
-        mask = hygiene.keep_mask(module, "weight")
+    for name, module in prunable_layers(model, (), "get_masks()"):
+        mask = keep_mask(module, "weight")
         if mask is not None:
             masks[_join(name, "weight")] = mask.detach().clone()
     return masks
@@ -118,7 +117,10 @@ def set_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> None:
         ValueError: if a name is not a convolution or linear weight of ``model`` or a mask's
             shape differs from the weight's.
     """
-    targets = {_join(name, "weight"): module for name, module in _prunable_named(model, (), "set_masks()")}
+    targets = {
+        _join(name, "weight"): module
+        for name, module in prunable_layers(model, (), "set_masks()")
+    }
     for key, mask in masks.items():
         if key not in targets:
             raise ValueError(
@@ -139,8 +141,8 @@ def set_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> None:
         else:
             weight = module._parameters["weight"]
             prune.custom_from_mask(module, "weight", (mask != 0).to(weight.dtype).to(weight.device))
-        hygiene.refresh(module, "weight")
-        hygiene.collapse(module)
+        refresh(module, "weight")
+        collapse(module)
 
 
 def collapse_masks(model: nn.Module) -> None:
@@ -160,7 +162,7 @@ def collapse_masks(model: nn.Module) -> None:
         1
     """
     for module in model.modules():
-        hygiene.collapse(module)
+        collapse(module)
 
 
 def load_pruned_state_dict(
@@ -193,9 +195,9 @@ def load_pruned_state_dict(
             prune.identity(module, tensor_name)
     model.load_state_dict(state_dict, strict=strict)
     for module in model.modules():
-        for name in hygiene.pruned_names(module):
-            hygiene.refresh(module, name)
-        hygiene.collapse(module)
+        for name in pruned_names(module):
+            refresh(module, name)
+        collapse(module)
 
 
 def _join(prefix: str, name: str) -> str:

@@ -20,7 +20,7 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd
 
-from lth_prune import hygiene
+from lth_prune._reparam import ModuleOrName, collapse, output_layer, prunable_layers, refresh
 
 __all__ = [
     "LotteryTicket",
@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 Amount = Union[int, float]
-ModuleOrName = Union[str, nn.Module]
 
 
 class LotteryTicket(prune.BasePruningMethod):
@@ -120,7 +119,7 @@ class LotteryTicket(prune.BasePruningMethod):
         _validate_target(module, name, "LotteryTicket.apply()")
         super().apply(module, name, amount=amount, importance_scores=importance_scores)
         # Uncollapsed, the hook leaves a non-leaf `weight` that copy.deepcopy refuses.
-        hygiene.collapse(module)
+        collapse(module)
         return next(
             hook for hook in module._forward_pre_hooks.values()
             if isinstance(hook, prune.BasePruningMethod) and hook._tensor_name == name
@@ -232,9 +231,9 @@ def prunable(
         >>> [type(m).__name__ for m, _ in prunable(net, exclude=["2"])]
         ['Linear']
     """
-    targets = _prunable_named(model, exclude, "prunable()")
+    targets = prunable_layers(model, exclude, "prunable()")
     for _, module in targets:
-        hygiene.refresh(module, "weight")
+        refresh(module, "weight")
     return [(module, "weight") for _, module in targets]
 
 
@@ -276,7 +275,7 @@ def prune_layerwise(
         raise TypeError(
             f"prune_layerwise(): rates must be a PruningRates or a float, got {rates!r}."
         )
-    targets = _prunable_named(model, exclude, "prune_layerwise()")
+    targets = prunable_layers(model, exclude, "prune_layerwise()")
     names = [name for name, _ in targets]
     for pattern in rates.by_name:
         if not any(name == pattern or fnmatch.fnmatchcase(name, pattern) for name in names):
@@ -284,66 +283,15 @@ def prune_layerwise(
                 f"prune_layerwise(): rates.by_name key {pattern!r} matches no prunable layer; "
                 f"prunable layers are {names}."
             )
-    output = _output_layer(model)
+    output = output_layer(model)
     used: dict[str, float] = {}
     for name, module in targets:
         rate = rates.rate_for(name, module, is_output=module is output)
-        hygiene.refresh(module, "weight")
+        refresh(module, "weight")
         pruning_method.apply(module, "weight", amount=rate)
-        hygiene.collapse(module)
+        collapse(module)
         used[name] = rate
     return used
-
-
-def _prunable_named(
-    model: nn.Module, exclude: Iterable[ModuleOrName], caller: str
-) -> list[tuple[str, nn.Module]]:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{caller}: model must be an nn.Module, got {type(model).__name__}.")
-    if isinstance(exclude, (str, nn.Module)):
-        exclude = [exclude]
-    named = dict(model.named_modules())
-    by_identity = {id(module): name for name, module in named.items()}
-    excluded: list[str] = []
-    for item in exclude:
-        if isinstance(item, str):
-            if item not in named:
-                raise ValueError(
-                    f"{caller}: exclude names a module that is not in the model, got {item!r}; "
-                    f"prunable layers are {[n for n, m in named.items() if _is_prunable(m)]}."
-                )
-            excluded.append(item)
-        elif isinstance(item, nn.Module):
-            if id(item) not in by_identity:
-                raise ValueError(
-                    f"{caller}: exclude holds a module that is not part of the model, got "
-                    f"{type(item).__name__}."
-                )
-            excluded.append(by_identity[id(item)])
-        else:
-            raise TypeError(
-                f"{caller}: exclude must hold module names or modules, got {item!r}."
-            )
-    return [
-        (name, module)
-        for name, module in named.items()
-        if _is_prunable(module) and not any(_is_within(name, prefix) for prefix in excluded)
-    ]
-
-
-def _is_prunable(module: nn.Module) -> bool:
-    return isinstance(module, (_ConvNd, nn.Linear)) and (
-        "weight_orig" in module._parameters or isinstance(module._parameters.get("weight"), Tensor)
-    )
-
-
-def _is_within(name: str, prefix: str) -> bool:
-    return prefix == "" or name == prefix or name.startswith(prefix + ".")
-
-
-def _output_layer(model: nn.Module) -> nn.Module | None:
-    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
-    return linears[-1] if linears else None
 
 
 def _smallest(scores: Tensor, count: int) -> Tensor:

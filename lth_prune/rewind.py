@@ -16,10 +16,24 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from lth_prune import hygiene
-from lth_prune.methods import _is_prunable
+from lth_prune._reparam import (
+    collapse,
+    is_prunable,
+    named_tensors,
+    pruned_names,
+    refresh,
+    rezero,
+    seed_deepcopy_memo,
+)
 
-__all__ = ["Rewinder", "register_rewind_hooks", "rewind", "capture_state", "restore_state"]
+__all__ = [
+    "Rewinder",
+    "register_rewind_hooks",
+    "registered_rewinder",
+    "rewind",
+    "capture_state",
+    "restore_state",
+]
 
 _REWINDERS: weakref.WeakKeyDictionary[nn.Module, Rewinder] = weakref.WeakKeyDictionary()
 
@@ -43,7 +57,7 @@ class Rewinder:
         self._layer_hooks = [
             module.register_forward_pre_hook(_LayerHook(module))
             for module in model.modules()
-            if _is_prunable(module)
+            if is_prunable(module)
         ]
         self._step_hook = None
         if optimizer is not None and self.rewind_step > 0:
@@ -137,13 +151,13 @@ class _LayerHook:
     def __call__(self, module: nn.Module, inputs: Any) -> None:
         if self._module is None:
             self._module = weakref.ref(module)
-        hygiene.collapse(module)
+        collapse(module)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"_module": None}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _LayerHook:
-        hygiene.seed_deepcopy_memo(self._module, memo)
+        seed_deepcopy_memo(self._module, memo)
         return _LayerHook()
 
 
@@ -178,7 +192,7 @@ def register_rewind_hooks(
         >>> torch.equal(net.weight, before)
         True
     """
-    previous = _REWINDERS.get(model) if isinstance(model, nn.Module) else None
+    previous = registered_rewinder(model)
     rewinder = Rewinder(model, at_step=at_step, optimizer=optimizer)
     if previous is not None:
         previous.remove()
@@ -197,13 +211,34 @@ def rewind(model: nn.Module) -> None:
         >>> _ = register_rewind_hooks(net)
         >>> rewind(net)
     """
-    rewinder = _REWINDERS.get(model) if isinstance(model, nn.Module) else None
+    rewinder = registered_rewinder(model)
     if rewinder is None:
         raise RuntimeError(
             "rewind(): model has no rewind hooks; call lth_prune.register_rewind_hooks(model) "
             "before training to set a rewind point."
         )
     rewinder.rewind()
+
+
+def registered_rewinder(model: nn.Module) -> Rewinder | None:
+    """The :class:`Rewinder` that :func:`register_rewind_hooks` last registered on ``model``.
+
+    Args:
+        model: the model; anything that is not an ``nn.Module`` has no rewind hooks.
+
+    Returns:
+        The rewinder, or ``None`` if ``model`` has no rewind hooks (never registered, or
+        removed with :meth:`Rewinder.remove`).
+
+    Example:
+        >>> net = torch.nn.Linear(3, 3)
+        >>> registered_rewinder(net) is None
+        True
+        >>> rewinder = register_rewind_hooks(net)
+        >>> registered_rewinder(net) is rewinder
+        True
+    """
+    return _REWINDERS.get(model) if isinstance(model, nn.Module) else None
 
 
 def capture_state(model: nn.Module) -> dict[str, Tensor]:
@@ -213,7 +248,7 @@ def capture_state(model: nn.Module) -> dict[str, Tensor]:
     part of it.
     """
     state: dict[str, Tensor] = {}
-    for key, value, _ in _tensors(model):
+    for key, value, _ in named_tensors(model):
         state[key] = value.detach().clone()
     return state
 
@@ -222,35 +257,17 @@ def restore_state(model: nn.Module, state: Mapping[str, Tensor], caller: str = "
     """Copy ``state`` (from :func:`capture_state`) into ``model`` in place, keeping masks."""
     _check_matches(model, state, caller)
     with torch.no_grad():
-        for key, target, _ in _tensors(model):
+        for key, target, _ in named_tensors(model):
             target.copy_(state[key])
     for module in model.modules():
-        for name in hygiene.pruned_names(module):
-            hygiene.refresh(module, name)
-        hygiene.collapse(module)
-        hygiene.rezero(module)
-
-
-def _tensors(model: nn.Module) -> list[tuple[str, Tensor, nn.Module]]:
-    """(dense name, tensor to read or write, owning module) for every parameter and buffer."""
-    found = []
-    for prefix, module in model.named_modules():
-        pruned = set(hygiene.pruned_names(module))
-        dot = prefix + "." if prefix else ""
-        for key, value in module._parameters.items():
-            if value is None:
-                continue
-            name = key[: -len("_orig")] if key.endswith("_orig") and key[:-5] in pruned else key
-            found.append((dot + name, value, module))
-        for key, value in module._buffers.items():
-            if value is None or (key.endswith("_mask") and key[:-5] in pruned):
-                continue
-            found.append((dot + key, value, module))
-    return found
+        for name in pruned_names(module):
+            refresh(module, name)
+        collapse(module)
+        rezero(module)
 
 
 def _check_matches(model: nn.Module, state: Mapping[str, Tensor], caller: str) -> None:
-    tensors = {key: value for key, value, _ in _tensors(model)}
+    tensors = {key: value for key, value, _ in named_tensors(model)}
     missing = sorted(set(tensors) - set(state))
     unexpected = sorted(set(state) - set(tensors))
     if missing or unexpected:

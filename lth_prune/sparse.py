@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
-from lth_prune import hygiene
+from lth_prune._reparam import collapse, pruned_names, refresh
 
 __all__ = ["SparseConv2d", "SparseLinear", "to_sparse"]
 
@@ -170,11 +170,11 @@ def to_sparse(
 def _permanent_copy(model: nn.Module) -> nn.Module:
     for module in model.modules():
         # A collapsed hook lets deepcopy through the non-leaf masked weight.
-        hygiene.collapse(module)
+        collapse(module)
     duplicate = copy.deepcopy(model)
     for module in duplicate.modules():
-        for name in hygiene.pruned_names(module):
-            hygiene.refresh(module, name)
+        for name in pruned_names(module):
+            refresh(module, name)
             prune.remove(module, name)
     for parameter in duplicate.parameters():
         parameter.requires_grad_(False)

@@ -12,10 +12,10 @@ from typing import Any, Union
 import torch
 from torch import Tensor, nn
 
+from lth_prune._reparam import named_tensors, prunable_layers
 from lth_prune.masks import get_masks, set_masks
-from lth_prune.methods import _prunable_named
 from lth_prune.packing import pack_mask, unpack_mask
-from lth_prune.rewind import _REWINDERS, Rewinder, _tensors, register_rewind_hooks
+from lth_prune.rewind import Rewinder, register_rewind_hooks, registered_rewinder
 
 __all__ = ["load_ticket", "read_ticket", "save_ticket"]
 
@@ -43,7 +43,7 @@ def save_ticket(
     Raises:
         RuntimeError: if there is no rewind point to save.
     """
-    rewinder = rewinder if rewinder is not None else _REWINDERS.get(model)
+    rewinder = rewinder if rewinder is not None else registered_rewinder(model)
     if rewinder is None:
         raise RuntimeError(
             "save_ticket(): model has no rewind point; call lth_prune.register_rewind_hooks(model) "
@@ -136,7 +136,7 @@ def _check_ticket(model: nn.Module, masks: dict, state: dict, path: PathLike) ->
         (f"{name}.weight" if name else "weight"): module._parameters.get(
             "weight_orig", module._parameters.get("weight")
         )
-        for name, module in _prunable_named(model, (), "load_ticket()")
+        for name, module in prunable_layers(model, (), "load_ticket()")
     }
     for key, mask in masks.items():
         if key not in weights:
@@ -149,7 +149,7 @@ def _check_ticket(model: nn.Module, masks: dict, state: dict, path: PathLike) ->
                 f"load_ticket(): {key} has shape {tuple(weights[key].shape)} in the model but "
                 f"{tuple(mask.shape)} in the ticket {path!r}."
             )
-    current = {key: value for key, value, _ in _tensors(model)}
+    current = {key: value for key, value, _ in named_tensors(model)}
     missing, unexpected = sorted(set(current) - set(state)), sorted(set(state) - set(current))
     if missing or unexpected:
         raise ValueError(

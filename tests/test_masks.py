@@ -1,4 +1,4 @@
-"""Sparsity reports, get/set masks, mask hygiene and copying pruned models."""
+"""Sparsity reports, get/set masks, lean masks and copying pruned models."""
 from __future__ import annotations
 
 import copy

@@ -8,6 +8,7 @@ from torch import nn
 
 import lth_prune
 from lth_prune import LotteryTicket, prunable, register_rewind_hooks
+from lth_prune.rewind import registered_rewinder
 
 
 def _bn_net(seed: int = 0) -> nn.Sequential:
@@ -128,6 +129,20 @@ def test_remove_detaches_hooks_and_registering_again_replaces():
     assert sum(len(m._forward_pre_hooks) for m in model.modules()) == 0
     with pytest.raises(RuntimeError, match="no rewind hooks"):
         lth_prune.rewind(model)
+
+
+def test_registered_rewinder_is_the_latest_registration_until_removed():
+    model = _bn_net()
+    assert registered_rewinder(model) is None
+    assert registered_rewinder("not a model") is None
+    first = register_rewind_hooks(model)
+    assert registered_rewinder(model) is first
+    second = register_rewind_hooks(model)
+    assert registered_rewinder(model) is second
+    first.remove()  # an earlier, replaced registration does not unregister the current one
+    assert registered_rewinder(model) is second
+    second.remove()
+    assert registered_rewinder(model) is None
 
 
 def test_rewind_point_mismatch_is_reported():

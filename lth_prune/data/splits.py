@@ -10,6 +10,7 @@ import torch
 from lth_prune.data.loader import InMemoryLoader
 from lth_prune.data.sampling import stratified_indices
 
+# channel_statistics and normalise_ are shared with lth_prune.imp.transfer, not part of the API.
 __all__ = ["DataSplits"]
 
 # Keeps normalisation finite for a constant channel (e.g. a synthetic set with one flat channel).
@@ -241,14 +242,14 @@ class DataSplits:
                 kept = kept[stratified_indices(train_labels[kept].numpy(), limit, subset_rng)]
         held_index, kept_index = torch.from_numpy(held_out), torch.from_numpy(kept)
         train_float = train_images[kept_index].float().div_(pixel_scale)
-        mean, std = _channel_statistics(train_float)
+        mean, std = channel_statistics(train_float)
         return cls(
-            train_x=_normalise_(train_float, mean, std),
+            train_x=normalise_(train_float, mean, std),
             train_y=train_labels[kept_index],
-            val_x=_normalise_(train_images[held_index].float().div_(pixel_scale), mean, std),
+            val_x=normalise_(train_images[held_index].float().div_(pixel_scale), mean, std),
             val_y=train_labels[held_index],
             # copy=True: `test_images` may share memory with the caller's array.
-            test_x=_normalise_(test_images.to(torch.float32, copy=True).div_(pixel_scale), mean, std),
+            test_x=normalise_(test_images.to(torch.float32, copy=True).div_(pixel_scale), mean, std),
             test_y=test_labels,
             name=name,
             num_classes=num_classes,
@@ -257,6 +258,29 @@ class DataSplits:
             std=tuple(float(value) for value in std),
             class_names=tuple(class_names),
         )
+
+
+def channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and population standard deviation of ``(N, C, H, W)`` images, float64."""
+    count = images.numel() // max(images.shape[1], 1)
+    if count == 0:
+        ones = torch.ones(images.shape[1], dtype=torch.float64)
+        return ones - 1, ones
+    # float64 accumulation, in chunks so CIFAR-10 never needs a float64 copy of the whole set.
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    for chunk in images.split(_CHUNK):
+        total += chunk.sum(dim=(0, 2, 3), dtype=torch.float64)
+    mean = total / count
+    squares = torch.zeros_like(total)
+    for chunk in images.split(_CHUNK):
+        squares += (chunk.double() - mean.view(1, -1, 1, 1)).square().sum(dim=(0, 2, 3))
+    return mean, (squares / count).sqrt().clamp_min(_MIN_STD)
+
+
+def normalise_(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Normalise float images in place (a second copy of CIFAR-10's training set costs 600 MB)."""
+    shape = (1, -1, 1, 1)
+    return images.sub_(mean.float().view(shape)).div_(std.float().view(shape))
 
 
 def _check_split(split: str, images: torch.Tensor, labels: torch.Tensor, input_shape: tuple[int, ...]) -> None:
@@ -350,26 +374,3 @@ def _resolve_val_size(val_size: int | float, train_count: int) -> int:
             f"[0, {train_count}), got {val_size}."
         )
     return int(val_size)
-
-
-def _channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and population standard deviation of ``(N, C, H, W)`` images, float64."""
-    count = images.numel() // max(images.shape[1], 1)
-    if count == 0:
-        ones = torch.ones(images.shape[1], dtype=torch.float64)
-        return ones - 1, ones
-    # float64 accumulation, in chunks so CIFAR-10 never needs a float64 copy of the whole set.
-    total = torch.zeros(images.shape[1], dtype=torch.float64)
-    for chunk in images.split(_CHUNK):
-        total += chunk.sum(dim=(0, 2, 3), dtype=torch.float64)
-    mean = total / count
-    squares = torch.zeros_like(total)
-    for chunk in images.split(_CHUNK):
-        squares += (chunk.double() - mean.view(1, -1, 1, 1)).square().sum(dim=(0, 2, 3))
-    return mean, (squares / count).sqrt().clamp_min(_MIN_STD)
-
-
-def _normalise_(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """Normalise float images in place (a second copy of CIFAR-10's training set costs 600 MB)."""
-    shape = (1, -1, 1, 1)
-    return images.sub_(mean.float().view(shape)).div_(std.float().view(shape))

@@ -5,10 +5,10 @@ import torch
 from torch import nn
 
 from lth_prune.models.registry import (
-    _flattened_size,
-    _validate_input_shape,
-    _validate_num_classes,
+    flattened_size,
     register_model,
+    validate_input_shape,
+    validate_num_classes,
 )
 
 __all__ = ["Network"]
@@ -47,8 +47,8 @@ class Network(nn.Module):
         self, *, num_classes: int = 10, input_shape: tuple[int, int, int] = (3, 32, 32)
     ) -> None:
         super().__init__()
-        self.num_classes = _validate_num_classes("Network", num_classes)
-        self.input_shape = _validate_input_shape("Network", input_shape)
+        self.num_classes = validate_num_classes("Network", num_classes)
+        self.input_shape = validate_input_shape("Network", input_shape)
         channels = self.input_shape[0]
         self.features = nn.Sequential(
             nn.Conv2d(channels, 64, kernel_size=3, stride=2, padding=1),
@@ -65,7 +65,7 @@ class Network(nn.Module):
             nn.ReLU(),
             nn.MaxPool2d(2, ceil_mode=True),
         )
-        flat_features = _flattened_size(self.features, self.input_shape)
+        flat_features = flattened_size(self.features, self.input_shape)
         self.classifier = nn.Sequential(
             nn.Linear(flat_features, 4096),
             nn.ReLU(),

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from lth_prune.models.registry import (
-    _flattened_size,
-    _validate_input_shape,
-    _validate_num_classes,
+    flattened_size,
     register_model,
+    validate_input_shape,
+    validate_num_classes,
 )
 
 __all__ = ["Conv2", "Conv4", "Conv6", "LeNet300_100"]
@@ -36,10 +36,10 @@ class _GlorotConvNet(nn.Module):
         input_shape: tuple[int, int, int],
     ) -> None:
         super().__init__()
-        self.num_classes = _validate_num_classes(caller, num_classes)
-        self.input_shape = _validate_input_shape(caller, input_shape)
+        self.num_classes = validate_num_classes(caller, num_classes)
+        self.input_shape = validate_input_shape(caller, input_shape)
         self.features = _conv_layers(plan, self.input_shape[0])
-        flat_features = _flattened_size(self.features, self.input_shape)
+        flat_features = flattened_size(self.features, self.input_shape)
         self.classifier = nn.Sequential(
             nn.Linear(flat_features, 256),
             nn.ReLU(),
@@ -180,8 +180,8 @@ class LeNet300_100(nn.Module):
         self, *, num_classes: int = 10, input_shape: tuple[int, int, int] = (1, 28, 28)
     ) -> None:
         super().__init__()
-        self.num_classes = _validate_num_classes("LeNet300_100", num_classes)
-        self.input_shape = _validate_input_shape("LeNet300_100", input_shape)
+        self.num_classes = validate_num_classes("LeNet300_100", num_classes)
+        self.input_shape = validate_input_shape("LeNet300_100", input_shape)
         self.classifier = nn.Sequential(
             nn.Linear(math.prod(self.input_shape), 300),
             nn.ReLU(),

@@ -14,6 +14,8 @@ from typing import Any, Callable, TypeVar
 import torch
 from torch import nn
 
+# validate_num_classes, validate_input_shape and flattened_size are for the built-in models'
+# modules, not part of the API.
 __all__ = ["get", "names", "register_model"]
 
 BuilderT = TypeVar("BuilderT", bound=Callable[..., nn.Module])
@@ -109,18 +111,20 @@ def get(name: str, **kwargs: Any) -> nn.Module:
     return _REGISTRY[key][1](**kwargs)
 
 
-def _normalize(caller: str, name: object) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"{caller}(): name must be a str, got {type(name).__name__}.")
-    key = name.lower().replace("-", "").replace("_", "")
-    if not key:
-        raise ValueError(
-            f"{caller}(): name must contain a character other than '-' and '_', got {name!r}."
-        )
-    return key
+def validate_num_classes(caller: str, num_classes: object) -> int:
+    """``num_classes`` as an int, checked for a built-in model's constructor.
 
+    Args:
+        caller: the model's name, e.g. ``"VGG16"``, named in error messages.
+        num_classes: the value given; at least 2.
 
-def _validate_num_classes(caller: str, num_classes: object) -> int:
+    Returns:
+        ``num_classes`` as a plain int.
+
+    Raises:
+        TypeError: if ``num_classes`` is not an int (a bool is not one).
+        ValueError: if ``num_classes`` is less than 2.
+    """
     # numbers.Integral admits numpy integers (common in configs); bool is an int but never a count.
     if not isinstance(num_classes, numbers.Integral) or isinstance(num_classes, bool):
         raise TypeError(
@@ -131,7 +135,20 @@ def _validate_num_classes(caller: str, num_classes: object) -> int:
     return int(num_classes)
 
 
-def _validate_input_shape(caller: str, input_shape: object) -> tuple[int, int, int]:
+def validate_input_shape(caller: str, input_shape: object) -> tuple[int, int, int]:
+    """``input_shape`` as a ``(C, H, W)`` tuple, checked for a built-in model's constructor.
+
+    Args:
+        caller: the model's name, e.g. ``"VGG16"``, named in error messages.
+        input_shape: the value given; a tuple or list of 3 positive ints.
+
+    Returns:
+        ``(channels, height, width)`` as plain ints.
+
+    Raises:
+        TypeError: if ``input_shape`` is not a tuple or list of ints.
+        ValueError: if it does not hold exactly 3 positive ints.
+    """
     expectation = "a (C, H, W) tuple of 3 positive ints"
     # A list is accepted because shapes read back from JSON or YAML configs arrive as lists.
     if not isinstance(input_shape, (tuple, list)):
@@ -148,8 +165,20 @@ def _validate_input_shape(caller: str, input_shape: object) -> tuple[int, int, i
     return channels, height, width
 
 
-def _flattened_size(features: nn.Module, input_shape: tuple[int, int, int]) -> int:
+def flattened_size(features: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """Number of features ``features`` gives for one ``input_shape`` image, once flattened."""
     # A dry run on one zero image is exact for any stack of convs and pools, where closed-form
     # arithmetic would have to be kept in step with every layer's stride, padding and ceil_mode.
     with torch.no_grad():
         return int(features(torch.zeros(1, *input_shape)).numel())
+
+
+def _normalize(caller: str, name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"{caller}(): name must be a str, got {type(name).__name__}.")
+    key = name.lower().replace("-", "").replace("_", "")
+    if not key:
+        raise ValueError(
+            f"{caller}(): name must contain a character other than '-' and '_', got {name!r}."
+        )
+    return key

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lth_prune.models.registry import _validate_input_shape, _validate_num_classes, register_model
+from lth_prune.models.registry import register_model, validate_input_shape, validate_num_classes
 
 __all__ = ["ResNet20"]
 
@@ -51,8 +51,8 @@ class ResNet20(nn.Module):
         shortcut: str = "conv",
     ) -> None:
         super().__init__()
-        self.num_classes = _validate_num_classes("ResNet20", num_classes)
-        self.input_shape = _validate_input_shape("ResNet20", input_shape)
+        self.num_classes = validate_num_classes("ResNet20", num_classes)
+        self.input_shape = validate_input_shape("ResNet20", input_shape)
         if not isinstance(shortcut, str):
             raise TypeError(
                 f"ResNet20(): shortcut must be a str, got {type(shortcut).__name__}."

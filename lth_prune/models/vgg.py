@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lth_prune.models.registry import _validate_input_shape, _validate_num_classes, register_model
+from lth_prune.models.registry import register_model, validate_input_shape, validate_num_classes
 
 __all__ = ["VGG16"]
 
@@ -48,8 +48,8 @@ class VGG16(nn.Module):
         self, *, num_classes: int = 10, input_shape: tuple[int, int, int] = (3, 32, 32)
     ) -> None:
         super().__init__()
-        self.num_classes = _validate_num_classes("VGG16", num_classes)
-        self.input_shape = _validate_input_shape("VGG16", input_shape)
+        self.num_classes = validate_num_classes("VGG16", num_classes)
+        self.input_shape = validate_input_shape("VGG16", input_shape)
         layers: list[nn.Module] = []
         in_channels = self.input_shape[0]
         for spec in _PLAN:

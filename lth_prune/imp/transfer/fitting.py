@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lth_prune import models
+from lth_prune._reparam import output_layer as _output_layer
 from lth_prune.analysis import finished_levels
 from lth_prune.data import DataSplits, load_dataset
-from lth_prune.data.splits import _channel_statistics, _normalise_
+from lth_prune.data.splits import channel_statistics as _channel_statistics, normalise_ as _normalise_
 from lth_prune.imp.config import ExperimentConfig
-from lth_prune.methods import _output_layer
 from lth_prune.rewind import capture_state
 from lth_prune.tickets import read_ticket
 

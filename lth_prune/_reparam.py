@@ -1,0 +1,278 @@
+"""The one place that knows ``torch.nn.utils.prune``'s reparametrisation.
+
+A pruned tensor ``<name>`` of a module becomes a parameter ``<name>_orig``, a buffer
+``<name>_mask`` and a forward pre-hook that recomputes ``<name> = <name>_orig * <name>_mask``.
+What :mod:`lth_prune.masks`, :mod:`lth_prune.rewind`, :mod:`lth_prune.tickets`, the pruning
+methods and the speed code in :mod:`lth_prune.sparse` need to know about that form is here,
+so that none of them imports another's private helpers.
+
+Lean: after every round torch stacks one ``CustomFromMask`` per round into a
+``PruningContainer``, and after global pruning each of them holds a view of that round's whole
+flattened mask over every layer: after N rounds, N copies of every mask are held and pickled.
+The module's ``<name>_mask`` buffer is the only mask torch ever reads again, so :func:`collapse`
+replaces the stack with one :class:`AppliedMask` that holds no tensor at all.
+
+Copyable: a pruned module's ``<name>`` attribute is a non-leaf tensor (``orig * mask``), which
+``copy.deepcopy`` refuses. The hooks give ``deepcopy`` a detached copy of it instead
+(:func:`seed_deepcopy_memo`); the copy's next forward recomputes it from its own
+``<name>_orig`` and ``<name>_mask``.
+
+Held dense: inside :func:`lth_prune.masked_training` a pruned tensor is a plain parameter whose
+pruned entries are zero, and its mask is kept on the module itself (:func:`hold_dense`), as
+torch keeps ``<name>_mask``, so that :func:`keep_mask` and :func:`rezero` see it without any
+registry outside the module.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Iterable, Union
+
+import torch
+import torch.nn.utils.prune as prune
+from torch import Tensor, nn
+from torch.nn.modules.conv import _ConvNd
+
+__all__ = [
+    "AppliedMask",
+    "collapse",
+    "dense_masks",
+    "hold_dense",
+    "is_prunable",
+    "ModuleOrName",
+    "keep_mask",
+    "named_tensors",
+    "output_layer",
+    "prunable_layers",
+    "pruned_names",
+    "refresh",
+    "release_dense",
+    "rezero",
+    "seed_deepcopy_memo",
+]
+
+ModuleOrName = Union[str, nn.Module]
+
+# The key in a module's __dict__ under which a layer held dense keeps its masks.
+_DENSE_MASKS = "_lth_prune_dense_masks"
+
+
+class AppliedMask(prune.BasePruningMethod):
+    """The pruning hook left after :func:`collapse`: applies ``<name>_mask``, holds no mask.
+
+    It is a regular ``BasePruningMethod``: ``prune.is_pruned`` sees it, ``prune.remove`` makes
+    the pruning permanent through it, and later pruning stacks on top of it as usual.
+    """
+
+    PRUNING_TYPE = "unstructured"
+
+    def __init__(self, name: str, module: nn.Module | None = None) -> None:
+        self._tensor_name = name
+        self._module = weakref.ref(module) if module is not None else None
+
+    def __call__(self, module: nn.Module, inputs: Any) -> None:
+        self._module = weakref.ref(module)
+        super().__call__(module, inputs)
+
+    def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
+        return default_mask
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_tensor_name": self._tensor_name, "_module": None}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AppliedMask:
+        seed_deepcopy_memo(self._module, memo)
+        return AppliedMask(self._tensor_name)
+
+
+class _DenseMasks(dict):
+    """A module's masks while :func:`lth_prune.masked_training` holds it dense.
+
+    They belong to the context that converted this very module: a copy or a pickle of the
+    module is in no such context, so it gets none (as a registry keyed by the module gave).
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _DenseMasks:
+        return _DenseMasks()
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return _DenseMasks, ()
+
+
+def pruned_names(module: nn.Module) -> list[str]:
+    """Names of the tensors of ``module`` that ``torch.nn.utils.prune`` reparametrised."""
+    return [
+        key[: -len("_orig")]
+        for key in module._parameters
+        if key.endswith("_orig") and key[: -len("_orig")] + "_mask" in module._buffers
+    ]
+
+
+def keep_mask(module: nn.Module, name: str) -> Tensor | None:
+    """The boolean mask of kept entries of ``module.<name>``, or ``None`` if it is not pruned.
+
+    A tensor held dense by :func:`lth_prune.masked_training` counts as pruned, with its held mask.
+    """
+    mask = module._buffers.get(name + "_mask")
+    if mask is not None and name + "_orig" in module._parameters:
+        return mask != 0
+    keep = dense_masks(module).get(name)
+    return None if keep is None else keep != 0
+
+
+def hold_dense(module: nn.Module, name: str, keep: Tensor) -> None:
+    """Record that ``module.<name>`` is a plain parameter, zero where ``keep`` is 0.
+
+    Args:
+        module: the layer.
+        name: the tensor's name in ``module``, e.g. ``"weight"``.
+        keep: its mask of kept entries, the tensor's shape, nonzero meaning kept.
+    """
+    held = module.__dict__.get(_DENSE_MASKS)
+    if held is None:
+        held = module.__dict__[_DENSE_MASKS] = _DenseMasks()
+    held[name] = keep
+
+
+def release_dense(module: nn.Module, name: str) -> None:
+    """Forget the mask :func:`hold_dense` recorded for ``module.<name>`` (none: nothing to do)."""
+    held = module.__dict__.get(_DENSE_MASKS)
+    if held is None:
+        return
+    held.pop(name, None)
+    if not held:
+        del module.__dict__[_DENSE_MASKS]
+
+
+def dense_masks(module: nn.Module) -> dict[str, Tensor]:
+    """The masks of ``module``'s tensors held dense, by tensor name; empty for any other module."""
+    return dict(module.__dict__.get(_DENSE_MASKS, {}))
+
+
+def rezero(module: nn.Module) -> None:
+    """Zero the pruned entries of ``module``'s tensors held dense (after a write into them)."""
+    with torch.no_grad():
+        for name, keep in dense_masks(module).items():
+            module._parameters[name].mul_(keep)
+
+
+def refresh(module: nn.Module, name: str) -> None:
+    """Recompute ``module.<name> = <name>_orig * <name>_mask`` now, as a forward pass would."""
+    if name + "_orig" in module._parameters and name + "_mask" in module._buffers:
+        setattr(module, name, module._parameters[name + "_orig"] * module._buffers[name + "_mask"])
+
+
+def collapse(module: nn.Module) -> None:
+    """Replace every stacked pruning hook of ``module`` by one :class:`AppliedMask` per tensor."""
+    hooks = module._forward_pre_hooks
+    # Runs before every forward of a hooked layer: no copy of the dict; replacing a value while
+    # iterating is allowed as the keys do not change.
+    for key, hook in hooks.items():
+        if isinstance(hook, prune.BasePruningMethod) and not isinstance(hook, AppliedMask):
+            replacement = AppliedMask(hook._tensor_name, module)
+            # Same key, same position: hook order (and so forward behaviour) is unchanged.
+            hooks[key] = replacement
+
+
+def seed_deepcopy_memo(
+    module_ref: weakref.ReferenceType[nn.Module] | None, memo: dict[int, Any]
+) -> None:
+    """Tell ``deepcopy`` to copy the module's masked (non-leaf) tensors as detached values."""
+    module = module_ref() if module_ref is not None else None
+    if module is None:
+        return
+    for name in pruned_names(module):
+        value = module.__dict__.get(name)
+        if isinstance(value, Tensor) and not value.is_leaf and id(value) not in memo:
+            with torch.no_grad():
+                memo[id(value)] = value.detach().clone()
+
+
+def is_prunable(module: nn.Module) -> bool:
+    """Whether ``module`` is a convolution or linear layer with a weight, pruned or not."""
+    return isinstance(module, (_ConvNd, nn.Linear)) and (
+        "weight_orig" in module._parameters or isinstance(module._parameters.get("weight"), Tensor)
+    )
+
+
+def prunable_layers(
+    model: nn.Module, exclude: Iterable[ModuleOrName], caller: str
+) -> list[tuple[str, nn.Module]]:
+    """The ``(dotted name, layer)`` of every prunable layer of ``model`` not in ``exclude``.
+
+    Args:
+        model: any module.
+        exclude: layers to leave out, as modules or dotted names; a name also excludes
+            everything below it (``"classifier"`` excludes ``"classifier.0"``).
+        caller: the public function asking, e.g. ``"prunable()"``, named in error messages.
+
+    Returns:
+        The layers in module order (see :func:`is_prunable`).
+
+    Raises:
+        TypeError: if ``model`` is not an ``nn.Module`` or an exclusion is neither a name nor
+            a module.
+        ValueError: if an excluded name or module is not part of ``model``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{caller}: model must be an nn.Module, got {type(model).__name__}.")
+    if isinstance(exclude, (str, nn.Module)):
+        exclude = [exclude]
+    named = dict(model.named_modules())
+    by_identity = {id(module): name for name, module in named.items()}
+    excluded: list[str] = []
+    for item in exclude:
+        if isinstance(item, str):
+            if item not in named:
+                raise ValueError(
+                    f"{caller}: exclude names a module that is not in the model, got {item!r}; "
+                    f"prunable layers are {[n for n, m in named.items() if is_prunable(m)]}."
+                )
+            excluded.append(item)
+        elif isinstance(item, nn.Module):
+            if id(item) not in by_identity:
+                raise ValueError(
+                    f"{caller}: exclude holds a module that is not part of the model, got "
+                    f"{type(item).__name__}."
+                )
+            excluded.append(by_identity[id(item)])
+        else:
+            raise TypeError(
+                f"{caller}: exclude must hold module names or modules, got {item!r}."
+            )
+    return [
+        (name, module)
+        for name, module in named.items()
+        if is_prunable(module) and not any(_is_within(name, prefix) for prefix in excluded)
+    ]
+
+
+def output_layer(model: nn.Module) -> nn.Module | None:
+    """The model's output layer: its last ``nn.Linear`` in module order (``None``: it has none)."""
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    return linears[-1] if linears else None
+
+
+def named_tensors(model: nn.Module) -> list[tuple[str, Tensor, nn.Module]]:
+    """(dense name, tensor to read or write, owning module) for every parameter and buffer.
+
+    A pruned tensor is named as it was before pruning (``"fc.weight"``) and given as its
+    ``<name>_orig``, which training updates; masks are left out.
+    """
+    found = []
+    for prefix, module in model.named_modules():
+        pruned = set(pruned_names(module))
+        dot = prefix + "." if prefix else ""
+        for key, value in module._parameters.items():
+            if value is None:
+                continue
+            name = key[: -len("_orig")] if key.endswith("_orig") and key[:-5] in pruned else key
+            found.append((dot + name, value, module))
+        for key, value in module._buffers.items():
+            if value is None or (key.endswith("_mask") and key[:-5] in pruned):
+                continue
+            found.append((dot + key, value, module))
+    return found
+
+
+def _is_within(name: str, prefix: str) -> bool:
+    return prefix == "" or name == prefix or name.startswith(prefix + ".")

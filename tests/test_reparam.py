@@ -1,0 +1,121 @@
+"""The internal API over torch's pruning reparametrisation, and masks held dense on the module."""
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+import torch
+import torch.nn.utils.prune as prune
+from torch import nn
+
+from lth_prune import _reparam, masked_training
+
+
+def _pruned_linear(amount: float = 0.5) -> nn.Linear:
+    torch.manual_seed(0)
+    layer = nn.Linear(6, 4)
+    prune.l1_unstructured(layer, "weight", amount=amount)
+    return layer
+
+
+def test_pruned_names_and_keep_mask_read_torchs_form():
+    layer = _pruned_linear()
+    assert _reparam.pruned_names(layer) == ["weight"]
+    keep = _reparam.keep_mask(layer, "weight")
+    assert keep.dtype == torch.bool
+    assert torch.equal(keep, layer.weight_mask != 0)
+    assert _reparam.keep_mask(layer, "bias") is None
+    assert _reparam.keep_mask(nn.Linear(2, 2), "weight") is None
+
+
+def test_collapse_leaves_one_applied_mask_per_tensor():
+    layer = _pruned_linear(0.2)
+    prune.l1_unstructured(layer, "weight", amount=0.2)
+    prune.l1_unstructured(layer, "bias", amount=1)
+    _reparam.collapse(layer)
+    hooks = list(layer._forward_pre_hooks.values())
+    assert [type(hook) for hook in hooks] == [_reparam.AppliedMask, _reparam.AppliedMask]
+    assert sorted(hook._tensor_name for hook in hooks) == ["bias", "weight"]
+
+
+def test_refresh_recomputes_the_masked_tensor_at_once():
+    layer = _pruned_linear()
+    with torch.no_grad():
+        layer.weight_orig.add_(1.0)
+    _reparam.refresh(layer, "weight")
+    assert torch.equal(layer.weight, layer.weight_orig * layer.weight_mask)
+
+
+def test_held_dense_masks_live_on_the_module_and_go_when_released():
+    layer = nn.Linear(3, 2)
+    before = set(vars(layer))
+    keep = torch.tensor([[1, 0, 1], [0, 1, 1]], dtype=torch.uint8)
+    _reparam.hold_dense(layer, "weight", keep)
+    assert list(_reparam.dense_masks(layer)) == ["weight"]
+    assert torch.equal(_reparam.keep_mask(layer, "weight"), keep.bool())
+    assert _reparam.dense_masks(nn.Linear(3, 2)) == {}
+    # What dense_masks returns is a copy: changing it changes nothing held.
+    _reparam.dense_masks(layer).clear()
+    assert list(_reparam.dense_masks(layer)) == ["weight"]
+    _reparam.release_dense(layer, "weight")
+    _reparam.release_dense(layer, "weight")  # a second release is harmless
+    assert _reparam.dense_masks(layer) == {}
+    assert _reparam.keep_mask(layer, "weight") is None
+    assert set(vars(layer)) == before
+
+
+def test_held_dense_masks_are_not_carried_by_a_copy_or_a_pickle():
+    layer = nn.Linear(3, 2)
+    _reparam.hold_dense(layer, "weight", torch.ones(2, 3, dtype=torch.uint8))
+    assert _reparam.dense_masks(copy.deepcopy(layer)) == {}
+    assert _reparam.dense_masks(pickle.loads(pickle.dumps(layer))) == {}
+    assert list(_reparam.dense_masks(layer)) == ["weight"]
+
+
+def test_rezero_zeroes_the_pruned_entries_of_tensors_held_dense():
+    layer = nn.Linear(3, 2)
+    keep = torch.tensor([[1, 0, 1], [0, 1, 1]], dtype=torch.uint8)
+    _reparam.hold_dense(layer, "weight", keep)
+    with torch.no_grad():
+        layer.weight.fill_(2.0)
+    _reparam.rezero(layer)
+    assert torch.equal(layer.weight.detach(), 2.0 * keep.float())
+
+
+def test_masked_training_holds_its_masks_on_the_layers_and_leaves_nothing_behind():
+    model = nn.Sequential(_pruned_linear(), nn.ReLU(), nn.Linear(4, 2))
+    keep = model[0].weight_mask != 0
+    attributes = [set(vars(module)) for module in model]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with masked_training(model, optimizer):
+        held = _reparam.dense_masks(model[0])
+        assert list(held) == ["weight"] and torch.equal(held["weight"].bool(), keep)
+        assert _reparam.dense_masks(model[2]) == {}
+    assert [_reparam.dense_masks(module) for module in model] == [{}, {}, {}]
+    # weight, the masked tensor torch recomputes, is back in the pruned layer's __dict__.
+    assert [set(vars(module)) for module in model] == attributes
+
+
+def test_named_tensors_give_pruned_tensors_their_dense_names():
+    model = nn.Sequential(_pruned_linear(), nn.BatchNorm1d(4))
+    named = {name: (tensor, module) for name, tensor, module in _reparam.named_tensors(model)}
+    assert sorted(named) == [
+        "0.bias", "0.weight", "1.bias", "1.num_batches_tracked", "1.running_mean",
+        "1.running_var", "1.weight",
+    ]
+    assert named["0.weight"][0] is model[0].weight_orig
+    assert named["0.weight"][1] is model[0]
+
+
+def test_prunable_layers_and_output_layer():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2, 4), nn.Linear(4, 2))
+    assert [name for name, _ in _reparam.prunable_layers(model, (), "f()")] == ["0", "2", "3"]
+    assert [name for name, _ in _reparam.prunable_layers(model, "2", "f()")] == ["0", "3"]
+    assert _reparam.is_prunable(model[0]) and not _reparam.is_prunable(model[1])
+    assert _reparam.output_layer(model) is model[3]
+    assert _reparam.output_layer(nn.Conv2d(1, 1, 1)) is None
+    with pytest.raises(TypeError, match=r"^f\(\): model must be an nn.Module, got str\.$"):
+        _reparam.prunable_layers("model", (), "f()")
+    with pytest.raises(ValueError, match=r"^f\(\): exclude names a module that is not in the model"):
+        _reparam.prunable_layers(model, ["9"], "f()")

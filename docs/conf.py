@@ -5,6 +5,7 @@ Run the examples: ``sphinx-build -b doctest docs docs/_build/doctest``.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -122,6 +123,41 @@ def _hide_object_base(app, name, obj, options, bases):
         bases.clear()
 
 
+def _link_reexports(app, env, node, contnode):
+    """A name a package re-exports (``lth_prune.sparse.to_sparse``) links to the one page of
+    that object, documented under another name (``lth_prune.to_sparse``): no second page."""
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or not target.startswith("lth_prune."):
+        return None
+    obj = _imported(target)
+    if obj is None:
+        return None
+    domain = env.get_domain("py")
+    short = target.rpartition(".")[2]
+    for name, entry in domain.objects.items():
+        if name != target and not entry.aliased and name.rpartition(".")[2] == short:
+            if _imported(name) is obj:
+                return domain.resolve_xref(
+                    env, node["refdoc"], app.builder, node["reftype"], name, node, contnode
+                )
+    return None
+
+
+def _imported(dotted):
+    """The object a dotted name reaches from the longest importable module prefix, or None."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for part in parts[split:]:
+            obj = getattr(obj, part, None)
+        return obj
+    return None
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _drop_builtin_type_docstrings)
     app.connect("autodoc-process-bases", _hide_object_base)
+    app.connect("missing-reference", _link_reexports)

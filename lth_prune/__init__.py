@@ -25,7 +25,6 @@ from lth_prune.masks import (
     sparsity,
     sparsity_report,
 )
-from lth_prune.masked import MaskedTraining, masked_training
 from lth_prune.methods import (
     LotteryTicket,
     PruningRates,
@@ -34,7 +33,7 @@ from lth_prune.methods import (
     prune_layerwise,
 )
 from lth_prune.rewind import Rewinder, register_rewind_hooks, rewind
-from lth_prune.sparse import SparseConv2d, SparseLinear, to_sparse
+from lth_prune.sparse import MaskedTraining, SparseConv2d, SparseLinear, masked_training, to_sparse
 from lth_prune.tickets import load_ticket, save_ticket
 
 __all__ = [

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lth_prune.kernels import CsrPattern, sparse_linear
+from lth_prune.sparse.kernels import CsrPattern, sparse_linear
 
 
 @pytest.mark.parametrize("bias", [True, False])

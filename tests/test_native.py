@@ -7,7 +7,7 @@ import shlex
 import pytest
 import torch
 
-from lth_prune import _native
+from lth_prune.sparse import _native
 
 
 @pytest.fixture

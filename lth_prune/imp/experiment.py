@@ -25,10 +25,10 @@ from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.controls import derive_seed, random_masks
 from lth_prune.imp.results import Results, RunStore
 from lth_prune.imp.setup import ModelSource, Setup, augments, make_optimizer, open_store, prepare
-from lth_prune.masked import masked_training
 from lth_prune.masks import get_masks, set_masks, sparsity_report
 from lth_prune.methods import LotteryTicket, PruningRates, prunable, prune_layerwise
 from lth_prune.rewind import Rewinder, capture_state, register_rewind_hooks, restore_state
+from lth_prune.sparse import masked_training
 from lth_prune.tickets import read_ticket, save_ticket
 from lth_prune.training import LearningRateSchedule, evaluate, train
 

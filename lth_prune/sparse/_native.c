@@ -1,4 +1,4 @@
-/* lth_prune's C kernels, compiled on first use by lth_prune/_native.py (see there for why). */
+/* lth_prune's C kernels, compiled on first use by lth_prune/sparse/_native.py (see there for why). */
 #include <stdint.h>
 
 /* On x86-64 each kernel is compiled three times, for the x86-64-v4 (AVX-512), v3 (AVX2) and

@@ -7,9 +7,13 @@ mask beside ``weight_orig`` and the recomputed ``weight``: about 3x the paramete
 plain parameter whose pruned entries are exactly zero, with a 1-byte mask per weight: the
 forward and backward passes are the dense ones, and one in-place multiply per step over each
 gradient (``grad *= keep``, by a C loop that reads the byte mask where a C compiler is at hand,
-see :mod:`lth_prune._native`; 8x faster here than a boolean ``masked_fill_``) keeps the pruned
-entries' gradients at zero, so SGD (with momentum and weight decay), Adam and AdamW never move
-them. For any other optimizer the pruned weights are also zeroed after each step.
+see :mod:`lth_prune.sparse._native`; 8x faster here than a boolean ``masked_fill_``) keeps the
+pruned entries' gradients at zero, so SGD (with momentum and weight decay), Adam and AdamW never
+move them. For any other optimizer the pruned weights are also zeroed after each step.
+
+The context owns the masks of the tensors it converted; the layers also show them through
+:func:`lth_prune._reparam.hold_dense`, so that :func:`lth_prune.get_masks` and rewinding see
+them while the context is active.
 """
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lth_prune import _native, distributed
+from lth_prune import distributed
 from lth_prune._reparam import AppliedMask, hold_dense, pruned_names, refresh, release_dense
-from lth_prune.kernels import SparseForward
+from lth_prune.sparse import _native
+from lth_prune.sparse.kernels import SparseForward
 
 __all__ = ["MaskedTraining", "masked_training"]
 
@@ -159,10 +164,10 @@ def masked_training(
         optimizer: the optimizer that trains it.
         sparse_density: linear layers of at least 2**20 weights whose fraction of kept
             weights is at most this train through sparse kernels
-            (:func:`lth_prune.kernels.sparse_linear`: a CSR forward product and a sampled
-            product for the weight gradient) instead of dense ones; smaller layers lose more
-            to the kernels' fixed costs than they save. 0 (the default) keeps every layer
-            dense.
+            (:func:`lth_prune.sparse.kernels.sparse_linear`: a CSR forward product and a
+            sampled product for the weight gradient) instead of dense ones; smaller layers
+            lose more to the kernels' fixed costs than they save. 0 (the default) keeps every
+            layer dense.
 
     Returns:
         A context manager.

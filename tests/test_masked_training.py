@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 
 import pytest
 import torch
@@ -10,6 +11,10 @@ from torch import nn
 
 import lth_prune
 from lth_prune import LotteryTicket, masked_training, prunable
+from lth_prune.sparse import _native
+
+# The module itself: the package's attribute of that name is the function it re-exports.
+masked_training_module = importlib.import_module("lth_prune.sparse.masked_training")
 
 
 def _pruned_net(seed: int = 0, amount: float = 0.6) -> nn.Sequential:
@@ -172,7 +177,7 @@ def _steps_linear(model: nn.Module, optimizer: torch.optim.Optimizer, count: int
 
 @pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
 def test_sparse_kernels_follow_the_dense_trajectory(make_optimizer, monkeypatch):
-    monkeypatch.setattr(lth_prune.masked, "_SPARSE_MIN_WEIGHTS", 1)  # these layers are small
+    monkeypatch.setattr(masked_training_module, "_SPARSE_MIN_WEIGHTS", 1)  # these layers are small
     dense, sparse = _pruned_net(amount=0.9), _pruned_net(amount=0.9)
     dense_opt, sparse_opt = make_optimizer(dense.parameters()), make_optimizer(sparse.parameters())
     with masked_training(dense, dense_opt):
@@ -196,19 +201,19 @@ def test_sparse_density_is_validated():
 def test_gradient_masking_paths_give_the_same_training(monkeypatch, path):
     # Against torch's mul_ over whole gradients: the C kernel, or mul_ in slices of 7 entries
     # that split the 256 x 32 weight unevenly. The trajectory must not change by a bit.
-    if path == "c-kernel" and not lth_prune._native.native_available():
+    if path == "c-kernel" and not _native.native_available():
         pytest.skip("no C compiler here: the C kernel is not built")
     whole, sliced = _pruned_net(), _pruned_net()
     whole_opt = torch.optim.SGD(whole.parameters(), lr=0.05, momentum=0.9)
     sliced_opt = torch.optim.SGD(sliced.parameters(), lr=0.05, momentum=0.9)
     with monkeypatch.context() as patched:
-        patched.setattr(lth_prune._native, "_kernel_for", lambda values, keep: None)
-        patched.setattr(lth_prune._native, "_MASK_SLICE", 1 << 30)
+        patched.setattr(_native, "_kernel_for", lambda values, keep: None)
+        patched.setattr(_native, "_MASK_SLICE", 1 << 30)
         with masked_training(whole, whole_opt):
             _steps(whole, whole_opt, 3)
     if path == "torch-slices":
-        monkeypatch.setattr(lth_prune._native, "_kernel_for", lambda values, keep: None)
-        monkeypatch.setattr(lth_prune._native, "_MASK_SLICE", 7)
+        monkeypatch.setattr(_native, "_kernel_for", lambda values, keep: None)
+        monkeypatch.setattr(_native, "_MASK_SLICE", 7)
     with masked_training(sliced, sliced_opt):
         _steps(sliced, sliced_opt, 3)
         keep = lth_prune.get_masks(sliced[3])["weight"]

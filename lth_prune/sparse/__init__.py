@@ -1,0 +1,40 @@
+"""Speed: training a pruned model at dense cost, and running a ticket through sparse kernels.
+
+``torch.nn.utils.prune`` computes with dense weights full of zeros and recomputes
+``weight = weight_orig * weight_mask`` on every forward pass: about 3x the parameter memory,
+and no speed-up from sparsity. This package is what lth_prune offers instead:
+
+* :func:`masked_training` (module ``masked_training``): a context in which each pruned tensor
+  is a plain parameter with exact zeros and a byte mask, so training runs the dense passes
+  plus one in-place pass over each gradient (a compiled loop, ``_native.c``, where a C
+  compiler is at hand; torch's ``mul_`` otherwise). It owns its masks.
+* :mod:`lth_prune.sparse.kernels`: sparse training kernels for linear layers with a fixed
+  mask (:func:`sparse_linear`, :class:`CsrPattern`), which :func:`masked_training` uses for
+  large, very sparse layers when asked to.
+* :func:`to_sparse` (module ``inference``): a copy of a ticket for inference whose pruned
+  layers are CSR matrices (:class:`SparseLinear`, :class:`SparseConv2d`) where that is
+  faster.
+
+:func:`masked_training`, :class:`MaskedTraining`, :func:`to_sparse`, :class:`SparseLinear`
+and :class:`SparseConv2d` are also exported by :mod:`lth_prune` itself.
+"""
+from __future__ import annotations
+
+from lth_prune.sparse.inference import SparseConv2d, SparseLinear, to_sparse
+from lth_prune.sparse.kernels import CsrPattern, sparse_linear
+# After this import the package's attribute masked_training is the function, not its module
+# (as lth_prune.rewind is); importlib.import_module reaches the module, e.g. to patch it.
+from lth_prune.sparse.masked_training import MaskedTraining, masked_training
+
+__all__ = [
+    # training pruned models at dense cost
+    "MaskedTraining",
+    "masked_training",
+    # sparse inference
+    "to_sparse",
+    "SparseLinear",
+    "SparseConv2d",
+    # sparse training kernels
+    "sparse_linear",
+    "CsrPattern",
+]

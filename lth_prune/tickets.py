@@ -6,8 +6,10 @@ the dense ``state_dict`` file.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-from typing import Any, Union
+from typing import Any, BinaryIO, Union
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +27,7 @@ _PLAIN, _COMPACT = 1, 2
 
 
 def save_ticket(
-    model: nn.Module, path: PathLike, rewinder: Rewinder | None = None, *, compact: bool = True
+    model: nn.Module, path: PathLike | BinaryIO, rewinder: Rewinder | None = None, *, compact: bool = True
 ) -> None:
     """Write ``model``'s masks and rewind point to ``path``.
 
@@ -35,7 +37,8 @@ def save_ticket(
 
     Args:
         model: a model with rewind hooks (or pass ``rewinder``); pruned or not.
-        path: where to write; written to a temporary file first, then renamed.
+        path: a file name, written through a temporary file that is renamed into place (and
+            removed if the write fails), or a binary file object, as :func:`torch.save` takes.
         rewinder: the rewind point's holder; default: the model's registered rewind hooks.
         compact: encode masks and keep only surviving values; ``False`` writes boolean masks
             and whole tensors.
@@ -60,9 +63,21 @@ def save_ticket(
         "rewind_point": state,
         "rewind_step": rewinder.rewind_step,
     }
+    if not isinstance(path, (str, os.PathLike)):
+        torch.save(payload, path)
+        return
+    # Serialized in memory first, so a full disk fails as a plain write, not inside torch's writer.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     temporary = f"{os.fspath(path)}.tmp"
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as file:
+            file.write(buffer.getvalue())
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
 
 
 def load_ticket(
@@ -99,7 +114,7 @@ def load_ticket(
 
 
 def read_ticket(
-    path: PathLike, map_location: str | torch.device | None = "cpu"
+    path: PathLike | BinaryIO, map_location: str | torch.device | None = "cpu"
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], int]:
     """The boolean masks, the rewind point (whole tensors) and the rewind step in a ticket file.
 

@@ -1,5 +1,5 @@
 """Tests for lth_prune.analysis (mask overlap, masks and initial values of a run) and its report
-tables and figures (lth_prune.report.analysis, lth_prune.report.compare)."""
+tables and figures (lth_prune.report.anatomy, lth_prune.report.compare)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from lth_prune import analysis, imp
-from lth_prune.imp.results import RunStore
-from lth_prune.report import analysis as report_analysis
+from lth_prune.imp.rundir import RunStore
+from lth_prune.report import anatomy
 from lth_prune.report import compare
 from lth_prune.tickets import read_ticket
 
@@ -95,7 +95,7 @@ def test_run_masks_levels_and_nested_overlap(two_seed_run):
     dense = analysis.load_masks(two_seed_run, 0)
     assert sorted(dense) == sorted(LAYERS) and all(bool(mask.all()) for mask in dense.values())
     assert tuple(dense["classifier.0.weight"].shape) == (300, 64)
-    trained = RunStore(two_seed_run).load_trained(2, 1)["masks"]
+    _, trained = RunStore(two_seed_run).trained(2, 1)
     assert all(torch.equal(analysis.load_masks(two_seed_run, 2, seed=1)[name], trained[name].bool()) for name in LAYERS)
     # Nested masks: level 0 against level n overlaps exactly by the fraction level n keeps.
     matrix = analysis.level_overlap(two_seed_run, seed=1)
@@ -139,30 +139,30 @@ def test_missing_run_or_level_is_a_clear_error(two_seed_run, tmp_path):
 
 
 def test_format_overlap_and_layers_tables(two_seed_run):
-    table = report_analysis.format_overlap(analysis.seed_overlap(two_seed_run, 0), tablefmt="plain")
+    table = anatomy.format_overlap(analysis.seed_overlap(two_seed_run, 0), tablefmt="plain")
     assert table.splitlines()[1].split()[-2:] == ["1.00", "1.00"]
-    layers = report_analysis.format_layers(imp.Results.load(two_seed_run), tablefmt="plain").splitlines()
+    layers = anatomy.format_layers(imp.Results.load(two_seed_run), tablefmt="plain").splitlines()
     assert layers[0].split() == ["level", "total", "classifier.0", "classifier.2", "classifier.4"]
     assert layers[2].split()[2:] == ["80.0", "80.0", "90.0"]
     with pytest.raises(ValueError, match=r"format_overlap\(\): tablefmt must be one of"):
-        report_analysis.format_overlap(analysis.seed_overlap(two_seed_run, 0), tablefmt="nope")
+        anatomy.format_overlap(analysis.seed_overlap(two_seed_run, 0), tablefmt="nope")
 
 
 def test_analysis_figures(two_seed_run, tmp_path):
     matrix = analysis.level_overlap(two_seed_run)
-    heat = report_analysis.overlap_figure(matrix)
+    heat = anatomy.overlap_figure(matrix)
     assert [text.get_text() for text in heat.axes[0].texts][:3] == ["1.00", "0.80", "0.64"]
-    lines = report_analysis.layers_figure(imp.Results.load(two_seed_run)).axes[0].get_lines()
+    lines = anatomy.layers_figure(imp.Results.load(two_seed_run)).axes[0].get_lines()
     assert [line.get_label() for line in lines] == ["classifier.0", "classifier.2", "classifier.4"]
     values = analysis.init_values(two_seed_run, 2)
-    assert len(report_analysis.init_values_figure(values).axes) == 3
-    pooled = report_analysis.init_values_figure(values, pooled=True)
+    assert len(anatomy.init_values_figure(values).axes) == 3
+    pooled = anatomy.init_values_figure(values, pooled=True)
     assert len(pooled.axes) == 1 and pooled.axes[0].get_title().startswith("all layers")
     with pytest.raises(ValueError, match=r"init_values_figure\(\): values must hold at least one layer"):
-        report_analysis.init_values_figure({})
-    written = report_analysis.plot_analysis(two_seed_run, out_dir=tmp_path)
+        anatomy.init_values_figure({})
+    written = anatomy.plot_analysis(two_seed_run, out_dir=tmp_path)
     assert [path.name for path in written] == [
-        f"{name}.{ext}" for name in report_analysis.ANALYSIS_FIGURE_NAMES for ext in ("png", "svg")
+        f"{name}.{ext}" for name in anatomy.ANALYSIS_FIGURE_NAMES for ext in ("png", "svg")
     ]
     assert all(path.read_bytes()[:4] in (b"\x89PNG", b"<?xm") for path in written)
 

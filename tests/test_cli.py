@@ -172,6 +172,47 @@ def test_invalid_settings_exit_2_before_anything_runs(argv, message, tmp_path, c
     assert not out.exists()
 
 
+def test_a_wrong_layer_name_exits_2_before_any_training(tmp_path, capsys, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("nothing may be trained")
+
+    monkeypatch.setattr("lth_prune.imp.phases.train", refuse)
+    out = tmp_path / "run"
+    assert cli.main(["run", *FAST, "--exclude", "fc9", "--out", str(out)]) == 2
+    assert "exclude names a module that is not in the model, got 'fc9'" in capsys.readouterr().err
+    assert not out.exists()
+    assert cli.main(["run", *FAST, "--rate", "nan", "--out", str(out)]) == 2
+    assert "rate must be a finite number, got nan" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_resume_of_a_directory_without_a_run_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("lth_prune.imp.phases.train", lambda *args, **kwargs: pytest.fail("nothing may be trained"))
+    out = tmp_path / "typo"
+    assert cli.main(["run", *FAST, "--out", str(out), "--resume"]) == 2
+    assert "which holds none" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_busy_run_directory_exits_1(tmp_path, capsys):
+    from lth_prune.imp.rundir import RunStore
+
+    out = tmp_path / "busy"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import time\nfrom lth_prune.imp.rundir import RunStore\n"
+         f"with RunStore({str(out)!r}).lock():\n    print('locked', flush=True)\n    time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert cli.main(["run", *FAST, "--out", str(out)]) == 1
+        assert f"is being written by another process (pid {holder.pid} on " in capsys.readouterr().err
+        assert not RunStore(out).holds_run()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_unknown_model_message_names_the_valid_ones(capsys, no_training):
     assert cli.main(["run", "--model", "alexnet"]) == 2
     error = capsys.readouterr().err
@@ -253,6 +294,7 @@ def test_transfer_ticket_forms_and_settings(finished_run, monkeypatch, capsys):
     source, _, _ = finished_run
     calls = []
     monkeypatch.setattr(cli._transfer, "transfer", lambda *args, **kwargs: calls.append((args, kwargs)) or Results.load(source))
+    monkeypatch.setattr(cli._transfer.report, "plot_run", lambda run_dir: [])
     for ticket in (source, source / "level_1", source / "level_1" / "seed_0"):
         assert cli.main(["transfer", "--ticket", str(ticket), "--dataset", "digits", "--quiet"]) == 0
     assert [(kwargs["levels"], kwargs["seed"]) for _, kwargs in calls] == [(None, None), ([1], None), ([1], 0)]
@@ -275,7 +317,7 @@ def test_transfer_errors_exit_before_any_training(finished_run, tmp_path, monkey
     def refuse(*args, **kwargs):
         raise AssertionError("nothing may be trained")
 
-    monkeypatch.setattr(sys.modules["lth_prune.imp.transfer"], "_train", refuse)
+    monkeypatch.setattr("lth_prune.imp.phases.train", refuse)
     out = ["--out", str(tmp_path / "t"), "--quiet"]
     assert cli.main(["transfer", "--ticket", str(source / "level_5"), "--dataset", "digits", *out]) == 2
     assert "levels must be finished levels of the source run" in capsys.readouterr().err

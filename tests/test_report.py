@@ -168,6 +168,6 @@ def test_figure_functions_reject_bad_input():
 
 def test_public_api():
     assert sorted(report.__all__) == sorted([
-        "format_table", "percent_labels", "plot_results", "accuracy_figure", "early_stop_figure",
-        "figure_paths", "FIGURE_NAMES", "FIGURE_FORMATS",
+        "format_table", "percent_labels", "plot_run", "plot_results", "plot_transfer", "accuracy_figure",
+        "early_stop_figure", "figure_paths", "FIGURE_NAMES", "FIGURE_FORMATS",
     ])

@@ -26,12 +26,11 @@ import textwrap
 from pathlib import Path
 
 from lth_prune import __version__, analysis, imp, report
-from lth_prune.cli import _compare, _transfer
+from lth_prune.cli._compare import add_compare_parser
 from lth_prune.cli._settings import PROG, WIDTH, HelpFormatter, add_setting_arguments, config_from_args, fail
-from lth_prune.imp.results import RunStore
-from lth_prune.imp.transfer import read_transfer
-from lth_prune.report import analysis as report_analysis
-from lth_prune.report.compare import plot_transfer
+from lth_prune.cli._transfer import add_transfer_parser
+from lth_prune.imp.rundir import RunDirectoryError, RunStore
+from lth_prune.report import anatomy
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
@@ -73,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         argv: the arguments after the program name; ``None`` reads ``sys.argv[1:]``.
 
     Returns:
-        The exit status: 0 on success, 1 when data or a run's results are missing, 2 for a
-        usage error or an invalid setting (reported before any training), 130 when
-        interrupted.
+        The exit status: 0 on success, 1 when data or a run's files are missing or damaged,
+        a write fails or the run directory is in use by another run, 2 for a usage error or an
+        invalid setting (reported before any training), 130 when interrupted.
 
     Example:
         >>> main(["run", "--rate", "1.5"])  # the message goes to standard error
@@ -164,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--tablefmt", default="github", metavar="FORMAT",
                       help="a tabulate table format: github, plain, latex_booktabs, ... (default: github)")
     show.set_defaults(handler=_report_command)
-    _transfer.add_parser(commands)
-    _compare.add_parser(commands)
+    add_transfer_parser(commands)
+    add_compare_parser(commands)
     return parser
 
 
@@ -174,17 +173,20 @@ def _run_command(args: argparse.Namespace) -> int:
         # Resuming a named run directory needs no settings: they are the ones it started with.
         saved = RunStore(args.out).read_config() if args.resume and args.out is not None else None
         config = config_from_args(args, base=saved)
+    except RunDirectoryError as error:
+        return fail(error, 1)
     except (ValueError, TypeError) as error:
         return fail(error, 2)
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     out = args.out if args.out is not None else Path("runs") / config.run_name()
-    if (out / "config.json").is_file() and not args.resume:
+    if RunStore(out).holds_run() and not args.resume:
         return fail(f"{out} already holds a run; pass --resume to continue it, or choose another --out.", 2)
     try:
         results = imp.run(config, run_dir=out, resume=args.resume, progress=False if args.quiet else None)
-    except OSError as error:  # data not found (the message says where it looked), disk full, ...
+        paths = report.plot_run(out) if int(os.environ.get("RANK", "0")) == 0 else []
+    except (OSError, RuntimeError, RunDirectoryError) as error:  # data not found, disk full, directory busy
         return fail(error, 1)
     except (ValueError, TypeError) as error:
         return fail(error, 2)
@@ -194,8 +196,8 @@ def _run_command(args: argparse.Namespace) -> int:
         return 0  # under torchrun only rank 0 reports, as only rank 0 writes
     print(report.format_table(results))
     print()
-    print(f"results: {out / 'results.json'}, {out / 'results.csv'}")
-    print("figures: " + ", ".join(str(path) for path in report.figure_paths(out)))
+    print("results: " + ", ".join(str(path) for path in RunStore(out).results_files()))
+    print("figures: " + ", ".join(str(path) for path in paths))
     return 0
 
 
@@ -204,6 +206,8 @@ def _report_command(args: argparse.Namespace) -> int:
         results = imp.Results.load(args.run_dir)
     except FileNotFoundError:
         return fail(f"{args.run_dir} has no results.json; is it a finished lth-prune run directory?", 1)
+    except RunDirectoryError as error:
+        return fail(error, 1)
     try:
         print(report.format_table(results, tablefmt=args.tablefmt))
     except ValueError as error:
@@ -211,14 +215,10 @@ def _report_command(args: argparse.Namespace) -> int:
     paths = []
     try:
         if args.plots:
-            transfer = read_transfer(args.run_dir)
-            if transfer is not None:
-                paths += plot_transfer(results, args.run_dir, transfer)
-            else:
-                paths += report.plot_results(results, args.run_dir)
+            paths += report.plot_run(args.run_dir)
         if args.analysis:
             paths += _print_analysis(args, results)
-    except OSError as error:  # tickets missing (results copied without the level folders), disk full
+    except (OSError, RunDirectoryError) as error:  # tickets missing or damaged, disk full
         return fail(error, 1)
     except ValueError as error:
         return fail(error, 2)
@@ -235,10 +235,10 @@ def _print_analysis(args: argparse.Namespace, results: imp.Results) -> list[Path
     levels = analysis.finished_levels(args.run_dir, seed)
     level = levels[-1] if args.level is None else args.level
     print()
-    print(report_analysis.format_layers(results, tablefmt=args.tablefmt))
+    print(anatomy.format_layers(results, tablefmt=args.tablefmt))
     print()
-    print(report_analysis.format_overlap(analysis.level_overlap(args.run_dir, seed), tablefmt=args.tablefmt))
+    print(anatomy.format_overlap(analysis.level_overlap(args.run_dir, seed), tablefmt=args.tablefmt))
     if len(results.config.seeds) > 1:
         print()
-        print(report_analysis.format_overlap(analysis.seed_overlap(args.run_dir, level), tablefmt=args.tablefmt))
-    return report_analysis.plot_analysis(args.run_dir, seed=seed, level=level)
+        print(anatomy.format_overlap(analysis.seed_overlap(args.run_dir, level), tablefmt=args.tablefmt))
+    return anatomy.plot_analysis(args.run_dir, seed=seed, level=level)

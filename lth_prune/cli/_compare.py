@@ -8,9 +8,8 @@ from typing import Any
 
 from lth_prune import analysis, imp
 from lth_prune.cli._settings import WIDTH, HelpFormatter, fail
-from lth_prune.report import analysis as report_analysis
+from lth_prune.imp.rundir import RunDirectoryError
 from lth_prune.report import compare
-from lth_prune.report.figures import _save
 
 NOTES = """\
 examples:
@@ -21,7 +20,7 @@ examples:
 """
 
 
-def add_parser(commands: Any) -> None:
+def add_compare_parser(commands: Any) -> None:
     """Add the ``compare`` subcommand to ``commands`` (the parser's subparsers)."""
     parser = commands.add_parser(
         "compare", formatter_class=HelpFormatter, epilog=NOTES,
@@ -52,6 +51,8 @@ def _command(args: argparse.Namespace) -> int:
             runs.append(imp.Results.load(run_dir))
         except FileNotFoundError:
             return fail(f"{run_dir} has no results.json; is it a finished lth-prune run directory?", 1)
+        except RunDirectoryError as error:
+            return fail(error, 1)
     overlap, layers, note = _overlap(args.runs)
     try:
         print(compare.format_comparison(runs, args.labels, overlap=overlap, tablefmt=args.tablefmt))
@@ -65,12 +66,9 @@ def _command(args: argparse.Namespace) -> int:
           f"overlap: Jaccard index of the surviving weights of {', '.join(layers)} (seed "
           f"{runs[0].config.seeds[0]} of A, {runs[1].config.seeds[0]} of B)")
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        paths = _save(compare.comparison_figure(runs, args.labels), args.out / "compare")
-        if layers:
-            matrix = analysis.run_overlap(*args.runs)
-            paths += _save(report_analysis.overlap_figure(matrix), args.out / "compare_overlap")
-    except OSError as error:
+        matrix = analysis.run_overlap(*args.runs) if layers else None
+        paths = compare.plot_comparison(runs, args.labels, args.out, overlap=matrix)
+    except (OSError, RunDirectoryError) as error:
         return fail(error, 1)
     print("figures: " + ", ".join(str(path) for path in paths))
     return 0
@@ -81,10 +79,10 @@ def _overlap(run_dirs: list[Path]) -> tuple[dict[int, dict[str, Any]], list[str]
     try:
         levels = [analysis.finished_levels(run_dir) for run_dir in run_dirs]
     except FileNotFoundError:
-        return {}, [], "not measured (a run has no config.json)"
+        return {}, [], "not measured (a directory holds no run)"
     common = sorted(set(levels[0]) & set(levels[1]))
     if not common:
-        return {}, [], "not measured (no level has a ticket file in both runs)"
+        return {}, [], "not measured (no level finished in both runs)"
     first = [analysis.load_masks(run_dir, common[0]) for run_dir in run_dirs]
     layers = [name for name in first[0] if name in first[1] and first[0][name].shape == first[1][name].shape]
     if not layers:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import textwrap
 from pathlib import Path
 from typing import Any
 
 from lth_prune import imp, report
 from lth_prune.cli._settings import WIDTH, HelpFormatter, add_setting_arguments, config_from_args, fail, show_default
+from lth_prune.imp.rundir import RunDirectoryError, RunStore, TicketPath
 from lth_prune.imp.transfer import read_transfer, transfer
 
 # The settings of how a network trains on the target data; how the source pruned stays its own.
@@ -34,7 +34,7 @@ examples:
 """
 
 
-def add_parser(commands: Any) -> None:
+def add_transfer_parser(commands: Any) -> None:
     """Add the ``transfer`` subcommand to ``commands`` (the parser's subparsers)."""
     parser = commands.add_parser(
         "transfer", formatter_class=HelpFormatter, epilog=NOTES,
@@ -69,25 +69,32 @@ def add_parser(commands: Any) -> None:
 
 def _command(args: argparse.Namespace) -> int:
     try:
-        source, levels, seed = _parse_ticket(args.ticket, args.seed)
-        saved = _source_config(source)
+        ticket = TicketPath.parse(args.ticket)
+        if args.seed is not None and ticket.seed is not None and args.seed != ticket.seed:
+            raise ValueError(f"--seed must agree with the ticket's seed ({ticket.seed}), got {args.seed}.")
+        source = ticket.run_dir
+        levels = None if ticket.level is None else [ticket.level]
+        seed = ticket.seed if ticket.seed is not None else args.seed
+        saved = RunStore(source).read_config()
         if saved is None:
             return fail(f"{source} has no config.json; --ticket must name a run directory written by lth-prune run.", 1)
         # Both controls unless --controls says otherwise: a transfer means little without them.
         config = config_from_args(args, base=saved if hasattr(args, "controls") else saved.replace(controls=imp.CONTROLS))
+    except RunDirectoryError as error:
+        return fail(error, 1)
     except (ValueError, TypeError) as error:
         return fail(error, 2)
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    suffix = f"-level_{levels[0]}" if levels is not None else ""
-    out = args.out if args.out is not None else Path("runs") / f"{source.name}-to-{config.dataset}{suffix}"
-    if (out / "config.json").is_file():
+    out = args.out if args.out is not None else Path("runs") / f"{source.name}-to-{config.dataset}{ticket.suffix}"
+    if RunStore(out).holds_run():
         return fail(f"{out} already holds a run; choose another --out.", 2)
     try:
         results = transfer(source, config, levels=levels, seed=seed, resize=args.resize, run_dir=out,
                            progress=False if args.quiet else None)
-    except OSError as error:
+        paths = report.plot_run(out)
+    except (OSError, RuntimeError, RunDirectoryError) as error:
         return fail(error, 1)
     except (ValueError, TypeError) as error:
         return fail(error, 2)
@@ -96,31 +103,10 @@ def _command(args: argparse.Namespace) -> int:
     print(report.format_table(results))
     print()
     print(_describe(results, source, read_transfer(out) or {}))
-    print(f"results: {out / 'results.json'}, {out / 'results.csv'}, {out / 'transfer.json'}")
-    print("figures: " + ", ".join(str(path) for path in report.figure_paths(out)))
+    print("results: " + ", ".join(str(path) for path in RunStore(out).results_files()))
+    print("figures: " + ", ".join(str(path) for path in paths))
     print(f"side by side with the source: lth-prune compare {source} {out}")
     return 0
-
-
-def _parse_ticket(path: Path, seed: int | None) -> tuple[Path, list[int] | None, int | None]:
-    """``RUN``, ``RUN/level_N`` or ``RUN/level_N/seed_S`` -> (run directory, levels, source seed)."""
-    given = path
-    seed_match = re.fullmatch(r"seed_(\d+)", path.name)
-    if seed_match:
-        if seed is not None and seed != int(seed_match.group(1)):
-            raise ValueError(f"--seed must agree with the ticket's seed_{seed_match.group(1)}, got {seed}.")
-        seed, path = int(seed_match.group(1)), path.parent
-    level_match = re.fullmatch(r"level_(\d+)", path.name)
-    if level_match:
-        return path.parent, [int(level_match.group(1))], seed
-    if seed_match:
-        raise ValueError(f"--ticket must be RUN_DIR, RUN_DIR/level_N or RUN_DIR/level_N/seed_S, got {given}.")
-    return path, None, seed
-
-
-def _source_config(source: Path) -> imp.ExperimentConfig | None:
-    path = source / "config.json"
-    return imp.ExperimentConfig.from_dict(json.loads(path.read_text())) if path.is_file() else None
 
 
 def _default_text(name: str, default: Any) -> str:

@@ -4,14 +4,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import numbers
-from dataclasses import dataclass, field, fields
+import os
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
+
+from lth_prune.imp.branches import branch_names
+from lth_prune.imp.rewinding import POLICIES
 
 __all__ = ["CONTROLS", "PRESETS", "REWIND_MODES", "ExperimentConfig"]
 
-REWIND_MODES = ("init", "step", "lr", "finetune")
-CONTROLS = ("random_reinit", "random_pruning")
+# Both come from their registries: a rewind policy (lth_prune.imp.rewinding) or a branch
+# (lth_prune.imp.branches) added there is a valid setting here and a choice of the CLI.
+# CONTROLS names the built-in branches; validation asks the registry, which also holds any
+# branch registered later.
+REWIND_MODES = tuple(POLICIES)
+CONTROLS = tuple(branch_names())
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DECAYS = ("constant", "cosine", "step")
 # Settings that say how a run executes, not what it computes: they are left out of the run's
@@ -113,6 +122,8 @@ class ExperimentConfig:
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
                 object.__setattr__(self, name, tuple(value))
+        if isinstance(self.data_dir, os.PathLike):
+            object.__setattr__(self, "data_dir", os.fspath(self.data_dir))
         _validate(self)
 
     @classmethod
@@ -242,32 +253,32 @@ def _validate(config: ExperimentConfig) -> None:
     if config.val_size is not None:
         _number(config, "val_size", low=0.0, low_open=True)
     for control in config.controls:
-        if control not in CONTROLS:
+        if control not in branch_names():
             raise ValueError(
-                f"ExperimentConfig: controls must hold names from {list(CONTROLS)}, got {control!r}."
+                f"ExperimentConfig: controls must hold names from {branch_names()}, got {control!r}."
             )
+    if len(set(config.controls)) != len(config.controls):
+        raise ValueError(f"ExperimentConfig: controls must be distinct, got {list(config.controls)!r}.")
     if not config.seeds or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in config.seeds):
         raise ValueError(f"ExperimentConfig: seeds must be a non-empty list of ints, got {list(config.seeds)!r}.")
     if len(set(config.seeds)) != len(config.seeds):
         raise ValueError(f"ExperimentConfig: seeds must be distinct, got {list(config.seeds)!r}.")
-    if config.rewind == "step" and config.rewind_step < 1:
-        raise ValueError(
-            f"ExperimentConfig: rewind_step must be >= 1 when rewind='step', got {config.rewind_step}."
-        )
-    if config.rewind != "step" and config.rewind_step != 0:
-        raise ValueError(
-            f"ExperimentConfig: rewind_step is only used with rewind='step', got rewind={config.rewind!r} "
-            f"and rewind_step={config.rewind_step}."
-        )
-    if config.iterations is not None and config.rewind_step >= config.iterations:
-        raise ValueError(
-            f"ExperimentConfig: rewind_step must be smaller than iterations ({config.iterations}), "
-            f"got {config.rewind_step}."
-        )
-    if config.one_shot and config.rewind in ("lr", "finetune"):
-        raise ValueError(
-            f"ExperimentConfig: one_shot needs a rewind to weights (rewind='init' or 'step'), got {config.rewind!r}."
-        )
+    policy = POLICIES[config.rewind]
+    policy.validate(config.rewind_step, config.one_shot)
+    if config.iterations is not None:
+        policy(config.rewind_step).check_length(config.iterations, "ExperimentConfig")
+        if config.warmup >= config.iterations:
+            raise ValueError(
+                f"ExperimentConfig: warmup must be shorter than the iterations per round ({config.iterations}), "
+                f"got {config.warmup}."
+            )
+    for name in config.exclude:
+        if not isinstance(name, str) or not name:
+            raise ValueError(
+                f"ExperimentConfig: exclude must hold layer names (dotted module names, not empty), got {name!r}."
+            )
+    if config.data_dir is not None and not isinstance(config.data_dir, (str, os.PathLike)):
+        raise TypeError(f"ExperimentConfig: data_dir must be a path (str) or None, got {config.data_dir!r}.")
     for name in ("one_shot", "masked_training", "download"):
         if not isinstance(getattr(config, name), bool):
             raise TypeError(f"ExperimentConfig: {name} must be a bool, got {getattr(config, name)!r}.")
@@ -300,6 +311,8 @@ def _number(config: ExperimentConfig, name: str, low: float | None = None, high:
     value = getattr(config, name)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"ExperimentConfig: {name} must be a number, got {value!r}.")
+    if not math.isfinite(value):
+        raise ValueError(f"ExperimentConfig: {name} must be a finite number, got {value}.")
     if (low is not None and (value < low or (low_open and value == low))) or (high is not None and value > high):
         bounds = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
         raise ValueError(f"ExperimentConfig: {name} must be {bounds}, got {value}.")

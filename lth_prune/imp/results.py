@@ -1,43 +1,50 @@
-"""Results of an IMP run and the run directory they live in.
+"""Results of an IMP run: per-level means and spreads over seeds, as a table's rows.
 
-A run directory holds ``config.json``, ``results.json``, ``results.csv``, the figures, and one
-checkpoint per finished level and seed in ``level_<N>/seed_<S>/``: ``record.json`` (that
-level's measurements), ``ticket.pt`` (masks plus rewind point, see
-:func:`lth_prune.save_ticket`) and ``trained.pt`` (the trained weights the next round prunes).
-Every file is written to a temporary name and renamed, so a killed run never leaves half a
-file, and ``record.json`` is written last: a level counts as finished once it exists.
+:class:`Results` aggregates the per-seed level records a run (or a transfer) produced; the run
+store (:mod:`lth_prune.imp.rundir`) writes and reads them as ``results.json`` and
+``results.csv``.
 """
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import torch
-
+from lth_prune.imp.branches import branch_names, get_branch
 from lth_prune.imp.config import ExperimentConfig
+from lth_prune.imp.rundir import RunStore
 
-__all__ = ["Results", "RunStore", "METRICS"]
+__all__ = ["Results", "METRICS"]
 
-# Per-level measurements averaged over seeds (each also gets a "<name>_std").
-METRICS = (
-    "test_accuracy",
-    "test_loss",
-    "no_retrain_accuracy",
-    "val_accuracy",
-    "early_stop_iteration",
-    "early_stop_test_accuracy",
-    "random_reinit_accuracy",
-    "random_pruning_accuracy",
-    "seconds",
-    "iterations",
-)
+
+def _metric_names() -> tuple[str, ...]:
+    """The per-level measurements averaged over seeds, those of every registered branch included.
+
+    Example:
+        >>> _metric_names()[:3]
+        ('test_accuracy', 'test_loss', 'no_retrain_accuracy')
+    """
+    return (
+        "test_accuracy",
+        "test_loss",
+        "no_retrain_accuracy",
+        "val_accuracy",
+        "early_stop_iteration",
+        "early_stop_test_accuracy",
+        *(metric for name in branch_names() for metric in get_branch(name).metrics),
+        "seconds",
+        "iterations",
+    )
+
+
+# Per-level measurements averaged over seeds (each also gets a "<name>_std"), with the built-in
+# branches' (_metric_names() also has those of branches registered later).
+METRICS = _metric_names()
 
 
 @dataclass
@@ -76,14 +83,19 @@ class Results:
 
         Raises:
             FileNotFoundError: if ``run_dir`` has no ``results.json``.
+            lth_prune.imp.RunDirectoryError: if it is unreadable or not a results file.
         """
-        path = Path(run_dir) / "results.json"
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"Results.load(): run_dir must hold a results.json written by lth-prune run, got {str(run_dir)!r}."
-            )
-        data = json.loads(path.read_text())
+        data = RunStore(run_dir).read_results("Results.load()")
         return cls(ExperimentConfig.from_dict(data["config"]), data["levels"], Path(run_dir))
+
+    @property
+    def branches(self) -> list[str]:
+        """The branches this run measured (``config.controls`` that recorded a value), in
+        registry order: what tables and figures show next to the ticket."""
+        return [
+            name for name in branch_names()
+            if any(level.get(metric) is not None for level in self.levels for metric in get_branch(name).metrics)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """``{"config": ..., "levels": [...]}``, as written to ``results.json``."""
@@ -92,7 +104,7 @@ class Results:
     def to_csv(self) -> str:
         """One row per level: level, weights remaining, and every measurement taken."""
         columns = ["level", "weights_remaining"] + [
-            name for metric in METRICS for name in (metric, metric + "_std")
+            name for metric in _metric_names() for name in (metric, metric + "_std")
             if any(level.get(name) is not None for level in self.levels)
         ]
         out = io.StringIO()
@@ -103,65 +115,12 @@ class Results:
         return out.getvalue()
 
     def save(self, run_dir: str | os.PathLike[str]) -> None:
-        """Write ``results.json`` and ``results.csv`` into ``run_dir`` (atomically)."""
-        run_dir = Path(run_dir)
-        write_atomic(run_dir / "results.json", json.dumps(self.to_dict(), indent=2, allow_nan=True))
-        write_atomic(run_dir / "results.csv", self.to_csv())
-        self.run_dir = run_dir
+        """Write ``results.json`` and ``results.csv`` into ``run_dir`` (atomically).
 
-
-@dataclass
-class RunStore:
-    """Reads and writes one run directory (see the module's description of the layout)."""
-
-    run_dir: Path
-    seeds_done: dict[int, int] = field(default_factory=dict)
-
-    def level_dir(self, level: int, seed: int) -> Path:
-        return self.run_dir / f"level_{level}" / f"seed_{seed}"
-
-    def write_config(self, config: ExperimentConfig) -> None:
-        write_atomic(self.run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
-
-    def read_config(self) -> ExperimentConfig | None:
-        path = self.run_dir / "config.json"
-        return ExperimentConfig.from_dict(json.loads(path.read_text())) if path.is_file() else None
-
-    def save_level(self, record: dict[str, Any], trained: dict[str, Any], ticket_path_writer: Any) -> None:
-        """Checkpoint one finished level: trained weights and ticket first, record last."""
-        directory = self.level_dir(record["level"], record["seed"])
-        directory.mkdir(parents=True, exist_ok=True)
-        save_atomic(trained, directory / "trained.pt")
-        ticket_path_writer(directory / "ticket.pt")
-        write_atomic(directory / "record.json", json.dumps(record, indent=2, allow_nan=True))
-
-    def finished_records(self, seed: int) -> list[dict[str, Any]]:
-        """The records of the levels this seed finished, in order, stopping at the first gap."""
-        records = []
-        level = 0
-        while (path := self.level_dir(level, seed) / "record.json").is_file():
-            records.append(json.loads(path.read_text()))
-            level += 1
-        return records
-
-    def load_trained(self, level: int, seed: int) -> dict[str, Any]:
-        return torch.load(self.level_dir(level, seed) / "trained.pt", map_location="cpu", weights_only=True)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
+        Non-finite values are written as ``null``: ``NaN`` is not JSON.
+        """
+        RunStore(run_dir).write_results(self.to_dict(), self.to_csv())
+        self.run_dir = Path(run_dir)
 
 
 def _aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -171,7 +130,7 @@ def _aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
     entry["layers"] = {
         name: statistics.fmean(r["layers"][name] for r in records) for name in first["layers"]
     }
-    for metric in METRICS:
+    for metric in _metric_names():
         if not any(metric in r for r in records):
             continue
         values = [r.get(metric) for r in records]

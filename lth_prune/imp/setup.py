@@ -1,4 +1,9 @@
-"""What a run needs before its first level: device, data, model factory, run directory."""
+"""What a run needs before its first step, all checked before anything is trained or written.
+
+:func:`prepare` resolves the device, loads and checks the data, works out the training length,
+and builds the model once to check it against the data and the settings (``exclude`` names,
+something to prune, the input shape): a mistake there costs nothing and leaves nothing behind.
+"""
 from __future__ import annotations
 
 import copy
@@ -6,32 +11,66 @@ import dataclasses
 import math
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Callable, Union
 
 import torch
 from torch import nn
 
 from lth_prune import distributed, models
-from lth_prune.data import DataSplits, load_dataset
-from lth_prune.imp.config import EXECUTION_SETTINGS, ExperimentConfig
-from lth_prune.imp.results import RunStore
+from lth_prune.data import DataSplits, InMemoryLoader, load_dataset, random_crop_flip
+from lth_prune.imp.config import ExperimentConfig
+from lth_prune.imp.pruning import check_pruning
+from lth_prune.imp.rewinding import RewindPolicy, policy_for
+from lth_prune.training import LearningRateSchedule
+
+__all__ = ["ModelSource", "Setup", "make_optimizer", "prepare", "resolve_device"]
 
 ModelSource = Union[nn.Module, Callable[[], nn.Module], None]
+# Evaluation batches: large, as evaluation needs no gradient; the split's order is kept.
+EVAL_BATCH = 1000
 
 
 @dataclass
 class Setup:
-    """What every level of every seed shares."""
+    """What every level of every seed shares.
+
+    Attributes:
+        config: the settings.
+        data: the splits, on ``device``.
+        device: where everything trains.
+        iterations: optimizer steps per training.
+        eval_every: steps between validation evaluations.
+        schedule: the learning-rate schedule every network trains with (the rewind policy may
+            replace it for the ticket).
+        policy: the rewind policy of ``config.rewind``.
+        progress: whether to show progress bars.
+        val_loader: the validation split in evaluation batches.
+        test_loader: the test split in evaluation batches.
+    """
 
     config: ExperimentConfig
     data: DataSplits
     device: torch.device
-    make_model: Callable[[int], nn.Module]
     iterations: int
     eval_every: int
+    schedule: LearningRateSchedule
+    policy: RewindPolicy
     progress: bool
-    test_loader: Any
+    val_loader: InMemoryLoader
+    test_loader: InMemoryLoader
+    _factory: Callable[[int], nn.Module]
+
+    def build(self, seed: int) -> nn.Module:
+        """A freshly initialized network under ``torch.manual_seed(seed)``, on the device."""
+        return self._factory(seed).to(self.device)
+
+    def train_loader(self, seed: int) -> InMemoryLoader:
+        """Training batches shuffled by ``seed`` (and augmented where the config says so)."""
+        augment = random_crop_flip(padding=4) if augments(self.config) else None
+        return InMemoryLoader(
+            self.data.train_x, self.data.train_y, self.config.batch_size, shuffle=True, augment=augment,
+            generator=torch.Generator().manual_seed(seed),
+        )
 
 
 def prepare(
@@ -40,8 +79,26 @@ def prepare(
     data: DataSplits | None,
     progress: bool | None,
     device: torch.device | None = None,
+    *,
+    caller: str = "run()",
 ) -> Setup:
-    """Resolve the device, load and check the data, and work out the training length."""
+    """Check everything a run depends on, and gather what its levels share.
+
+    Args:
+        config: the settings.
+        model: the caller's model or model function, or ``None`` for ``config.model``.
+        data: the caller's splits, or ``None`` to load ``config.dataset``.
+        progress: show progress bars; ``None``: when standard error is a terminal.
+        device: this rank's device under ``torchrun``; default: ``config.device``.
+        caller: the public function named in error messages.
+
+    Raises:
+        TypeError: if ``model`` or ``data`` has the wrong type.
+        ValueError: if the settings do not fit the data or the model (an ``exclude`` name that
+            is not a layer, nothing to prune, a rewind step or warm-up beyond the training,
+            inputs the model cannot take).
+        FileNotFoundError: if the data set's files are not found.
+    """
     device = device or resolve_device(config.device)
     if data is None:
         data = load_dataset(
@@ -49,7 +106,7 @@ def prepare(
             download=config.download,
         )
     elif not isinstance(data, DataSplits):
-        raise TypeError(f"run(): data must be a lth_prune.data.DataSplits, got {type(data).__name__}.")
+        raise TypeError(f"{caller}: data must be a lth_prune.data.DataSplits, got {type(data).__name__}.")
     if data.train_x.device != device:
         # Moved once here, not by every round's loaders: on a GPU each round would copy it again.
         data = dataclasses.replace(data, **{
@@ -58,66 +115,24 @@ def prepare(
         })
     per_epoch = math.ceil(len(data.train_y) / config.batch_size)
     iterations = config.iterations or max(1, math.ceil(config.epochs * per_epoch))
-    if config.rewind == "step" and config.rewind_step >= iterations:
+    policy = policy_for(config.rewind, config.rewind_step)
+    if config.warmup >= iterations:
         raise ValueError(
-            f"run(): rewind_step must be smaller than the iterations per round ({iterations}), "
-            f"got {config.rewind_step}."
+            f"{caller}: warmup must be shorter than the iterations per round ({iterations}), got {config.warmup}."
         )
-    eval_every = config.eval_every or per_epoch
+    factory = _model_factory(config, model, data, caller)
+    _check_model(factory(0), config, data, caller)
     if progress is None:
         progress = sys.stderr.isatty()
-    progress = progress and distributed.is_main_process()
-    test_loader = data.loaders(1000, device=device)[2]
-    return Setup(config, data, device, model_factory(config, model, data), iterations, eval_every, progress, test_loader)
-
-
-def model_factory(config: ExperimentConfig, model: ModelSource, data: DataSplits) -> Callable[[int], nn.Module]:
-    """A function ``seed -> freshly initialized model``."""
-    if model is not None and not isinstance(model, nn.Module) and not callable(model):
-        raise TypeError(f"run(): model must be an nn.Module or a function returning one, got {type(model).__name__}.")
-
-    def build(seed: int) -> nn.Module:
-        torch.manual_seed(seed)
-        if model is None:
-            return models.get(config.model, num_classes=data.num_classes, input_shape=data.input_shape)
-        if isinstance(model, nn.Module):
-            fresh = copy.deepcopy(model)
-            for module in fresh.modules():
-                if hasattr(module, "reset_parameters"):
-                    module.reset_parameters()
-            return fresh
-        built = model()
-        if not isinstance(built, nn.Module):
-            raise TypeError(f"run(): model() must return an nn.Module, got {type(built).__name__}.")
-        return built
-
-    return build
-
-
-def open_store(config: ExperimentConfig, run_dir: str | Path | None, resume: bool) -> RunStore | None:
-    """Check ``run_dir`` against ``resume`` and the config it holds; write nothing yet."""
-    if run_dir is None:
-        if resume:
-            raise ValueError("run(): resume=True needs run_dir, the directory of the run to continue.")
-        return None
-    store = RunStore(Path(run_dir))
-    saved = store.read_config()
-    if saved is not None and not resume:
-        raise ValueError(
-            f"run(): run_dir {str(run_dir)!r} already holds a run; pass resume=True (--resume) to "
-            "continue it, or choose another directory."
-        )
-    if saved is not None:
-        current = config.to_dict()
-        differs = sorted(
-            key for key, value in saved.to_dict().items()
-            if key not in EXECUTION_SETTINGS and current[key] != value
-        )
-        if differs:
-            raise ValueError(
-                f"run(): resume needs the config the run started with; these settings differ: {differs}."
-            )
-    return store
+    return Setup(
+        config=config, data=data, device=device, iterations=iterations,
+        eval_every=config.eval_every or per_epoch,
+        schedule=LearningRateSchedule(config.lr, iterations, config.warmup, config.decay),
+        policy=policy, progress=progress and distributed.is_main_process(),
+        val_loader=InMemoryLoader(data.val_x, data.val_y, EVAL_BATCH, shuffle=False),
+        test_loader=InMemoryLoader(data.test_x, data.test_y, EVAL_BATCH, shuffle=False),
+        _factory=factory,
+    )
 
 
 def make_optimizer(net: nn.Module, config: ExperimentConfig) -> torch.optim.Optimizer:
@@ -142,3 +157,47 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"run(): device must be available, got {name!r} but CUDA is not available here.")
     return device
+
+
+def _model_factory(
+    config: ExperimentConfig, model: ModelSource, data: DataSplits, caller: str
+) -> Callable[[int], nn.Module]:
+    """A function ``seed -> freshly initialized model`` (on the CPU)."""
+    if model is not None and not isinstance(model, nn.Module) and not callable(model):
+        raise TypeError(f"{caller}: model must be an nn.Module or a function returning one, got {type(model).__name__}.")
+
+    def build(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        if model is None:
+            return models.get(config.model, num_classes=data.num_classes, input_shape=data.input_shape)
+        if isinstance(model, nn.Module):
+            fresh = copy.deepcopy(model)
+            for module in fresh.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+            return fresh
+        built = model()
+        if not isinstance(built, nn.Module):
+            raise TypeError(f"{caller}: model() must return an nn.Module, got {type(built).__name__}.")
+        return built
+
+    return build
+
+
+def _check_model(net: nn.Module, config: ExperimentConfig, data: DataSplits, caller: str) -> None:
+    check_pruning(net, config, caller)
+    inputs = data.val_x[:2] if len(data.val_y) else data.train_x[:2]
+    net.to(inputs.device).eval()
+    try:
+        with torch.no_grad():
+            logits = net(inputs)
+    except RuntimeError as error:
+        raise ValueError(
+            f"{caller}: the model must take the data's inputs of shape {tuple(data.input_shape)} "
+            f"({data.name}), got an error from its forward pass: {error}"
+        ) from error
+    if logits.dim() != 2 or logits.shape[1] != data.num_classes:
+        raise ValueError(
+            f"{caller}: the model must output (N, {data.num_classes}) logits for {data.name}'s "
+            f"{data.num_classes} classes, got shape {tuple(logits.shape)}."
+        )

@@ -1,4 +1,6 @@
-"""Tables and figures of an IMP run: what :func:`lth_prune.imp.run` and ``lth-prune report`` show.
+"""Tables and figures of an IMP run, drawn from its results: ``lth-prune report`` and the figures
+of ``lth-prune run``. The experiment never draws; after :func:`lth_prune.imp.run` (or
+:func:`lth_prune.imp.transfer.transfer`) into a run directory, :func:`plot_run` draws its figures.
 
 Example:
     >>> import tempfile
@@ -18,6 +20,8 @@ from lth_prune.report.figures import (
     early_stop_figure,
     figure_paths,
     plot_results,
+    plot_run,
+    plot_transfer,
 )
 from lth_prune.report.tables import format_table, percent_labels
 
@@ -26,7 +30,9 @@ __all__ = [
     "format_table",
     "percent_labels",
     # figures
+    "plot_run",
     "plot_results",
+    "plot_transfer",
     "accuracy_figure",
     "early_stop_figure",
     "figure_paths",

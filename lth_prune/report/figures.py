@@ -6,41 +6,38 @@ without touching global plotting state.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
-from lth_prune.imp.config import ExperimentConfig
-from lth_prune.imp.results import Results
-from lth_prune.report.tables import _several_seeds, percent_labels
+from lth_prune.imp import Results
+from lth_prune.imp.rundir import RunStore
+from lth_prune.report._cells import several_seeds
+from lth_prune.report._drawing import (
+    DATASET_TITLES,
+    FIGURE_FORMATS,
+    MODEL_TITLES,
+    NO_RETRAIN_STYLE,
+    TICKET_STYLE,
+    branch_curves,
+    check_results,
+    curve,
+    legend,
+    new_figure,
+    run_title,
+    save_figure,
+    sparsity_axis,
+    ticket_label,
+)
 
-__all__ = ["FIGURE_NAMES", "FIGURE_FORMATS", "accuracy_figure", "early_stop_figure", "figure_paths", "plot_results"]
+__all__ = [
+    "FIGURE_NAMES", "FIGURE_FORMATS", "accuracy_figure", "early_stop_figure", "figure_paths", "plot_results",
+    "plot_run", "plot_transfer",
+]
 
 FIGURE_NAMES = ("accuracy", "early_stop")
-FIGURE_FORMATS = ("png", "svg")
-
-# Frankle & Carbin draw tickets solid, controls dashed; colours are matplotlib's default cycle.
-_ACCURACY_CURVES: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("test_accuracy", "winning ticket", dict(color="C0", linestyle="-", marker="o")),
-    ("random_reinit_accuracy", "random reinit", dict(color="C1", linestyle="--", marker="s")),
-    ("random_pruning_accuracy", "random pruning", dict(color="C2", linestyle="-.", marker="^")),
-    ("no_retrain_accuracy", "no retraining", dict(color="C7", linestyle=":", marker="x")),
-)
-_MODEL_TITLES = {
-    "lenet300_100": "LeNet-300-100", "conv2": "Conv-2", "conv4": "Conv-4", "conv6": "Conv-6",
-    "network": "Network", "resnet20": "ResNet-20", "vgg16": "VGG-16",
-}
-_DATASET_TITLES = {
-    "digits": "digits (8x8)", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST",
-    "cifar10": "CIFAR-10", "synthetic": "synthetic data",
-}
-_MAX_TICK_LABELS = 10
-_DPI = 200
 
 
 def plot_results(results: Results, out_dir: str | os.PathLike[str]) -> list[Path]:
@@ -76,13 +73,96 @@ def plot_results(results: Results, out_dir: str | os.PathLike[str]) -> list[Path
         >>> [path.name for path in paths]
         ['accuracy.png', 'accuracy.svg', 'early_stop.png', 'early_stop.svg']
     """
-    _check_results("plot_results", results)
+    check_results("plot_results", results)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for name, figure in (("accuracy", accuracy_figure(results)), ("early_stop", early_stop_figure(results))):
         if figure is not None:
-            written.extend(_save(figure, out_dir / name))
+            written.extend(save_figure(figure, out_dir / name))
+    return written
+
+
+def plot_run(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Draw the figures of the run in ``run_dir`` into it: the one call after :func:`lth_prune.imp.run`.
+
+    A transfer's directory gets :func:`plot_transfer`'s figures, any other run
+    :func:`plot_results`'.
+
+    Args:
+        run_dir: a finished run directory (its ``results.json``).
+
+    Returns:
+        The paths written.
+
+    Raises:
+        FileNotFoundError: if ``run_dir`` holds no results.
+        lth_prune.imp.rundir.RunDirectoryError: if its results are unreadable.
+
+    Example:
+        >>> import tempfile
+        >>> from lth_prune import imp
+        >>> run_dir = tempfile.mkdtemp()
+        >>> _ = imp.run(imp.ExperimentConfig(dataset="synthetic", rounds=1, epochs=1), run_dir=run_dir, progress=False)
+        >>> [path.name for path in plot_run(run_dir)][:2]
+        ['accuracy.png', 'accuracy.svg']
+    """
+    results = Results.load(run_dir)
+    transfer = RunStore(run_dir).read_transfer()
+    if transfer is not None:
+        return plot_transfer(results, run_dir, transfer)
+    return plot_results(results, run_dir)
+
+
+def plot_transfer(results: Results, out_dir: str | os.PathLike[str], transfer: dict[str, Any]) -> list[Path]:
+    """The figures of a ticket transfer: those of :func:`plot_results`, titled with where the
+    tickets were found and how the output layer was fitted.
+
+    Args:
+        results: the outcome of :func:`lth_prune.imp.transfer.transfer`.
+        out_dir: directory to write into; created if missing.
+        transfer: the transfer's description (``transfer.json``,
+            :func:`lth_prune.imp.transfer.read_transfer`).
+
+    Returns:
+        The paths written (accuracy, then early stop; PNG, then SVG).
+
+    Raises:
+        TypeError: if ``results`` is not a :class:`lth_prune.imp.Results`.
+        ValueError: if it has no levels.
+
+    Example:
+        >>> import tempfile
+        >>> from lth_prune.imp import ExperimentConfig, Results
+        >>> records = [{"level": n, "seed": 0, "weights_remaining": 0.8 ** n, "layers": {},
+        ...             "test_accuracy": 0.9} for n in range(2)]
+        >>> results = Results.from_records(ExperimentConfig(), records)
+        >>> paths = plot_transfer(results, tempfile.mkdtemp(), {"source_dataset": "fashion-mnist", "output_layer": "new"})
+        >>> [path.name for path in paths]
+        ['accuracy.png', 'accuracy.svg']
+    """
+    check_results("plot_transfer", results)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = MODEL_TITLES.get(results.config.model, results.config.model)
+    source = DATASET_TITLES.get(transfer.get("source_dataset", ""), transfer.get("source_dataset", "another data set"))
+    target = DATASET_TITLES.get(results.config.dataset, results.config.dataset)
+    resized = f"images resized to {'x'.join(map(str, transfer['input_shape'][1:]))}, " if transfer.get("resized") else ""
+    output = "new output layer" if transfer.get("output_layer") == "new" else "output layer transferred"
+    title = f"{model}: tickets found on {source}, trained on {target}\n{resized}{output}"
+    ticket = ticket_label(results.config)
+    written: list[Path] = []
+    for name, figure in (("accuracy", accuracy_figure(results)), ("early_stop", early_stop_figure(results))):
+        if figure is None:
+            continue
+        axes = figure.axes[0]
+        axes.set_title(title, fontsize=10)
+        # Lines carry the labels of single-seed curves, error-bar containers those of several seeds.
+        for artist in [*axes.get_lines(), *axes.containers]:
+            if artist.get_label() == ticket:
+                artist.set_label(f"ticket from {source}")
+        legend(axes)
+        written.extend(save_figure(figure, out_dir / name))
     return written
 
 
@@ -109,20 +189,24 @@ def accuracy_figure(results: Results) -> Figure:
         >>> figure.axes[0].get_ylabel()
         'Test accuracy (%)'
     """
-    _check_results("accuracy_figure", results)
-    figure, axes = _new_figure()
-    several = _several_seeds(results)
-    labels = {"test_accuracy": _ticket_label(results.config)}
-    for key, label, style in _ACCURACY_CURVES:
-        _curve(axes, results.levels, key, labels.get(key, label), style, several, scale=100.0)
+    check_results("accuracy_figure", results)
+    figure, axes = new_figure()
+    several = several_seeds(results)
+    curves = [
+        ("test_accuracy", ticket_label(results.config), TICKET_STYLE),
+        *branch_curves(results),
+        ("no_retrain_accuracy", "no retraining", NO_RETRAIN_STYLE),
+    ]
+    for key, label, style in curves:
+        curve(axes, results.levels, key, label, style, several, scale=100.0)
     dense = results.levels[0].get("test_accuracy") if results.levels[0]["level"] == 0 else None
     if dense is not None:
         axes.axhline(100.0 * dense, color="0.35", linestyle="--", linewidth=1.0, zorder=1,
                      label=f"dense ({100.0 * dense:.1f} %)")
     axes.set_ylabel("Test accuracy (%)")
-    axes.set_title(_title(results.config, several), fontsize=10)
-    _sparsity_axis(axes, results.levels)
-    _legend(axes)
+    axes.set_title(run_title(results.config, several), fontsize=10)
+    sparsity_axis(axes, results.levels)
+    legend(axes)
     return figure
 
 
@@ -150,19 +234,18 @@ def early_stop_figure(results: Results) -> Figure | None:
         >>> figure.axes[0].get_ylabel()
         'Early-stop iteration (optimizer steps)'
     """
-    _check_results("early_stop_figure", results)
+    check_results("early_stop_figure", results)
     if all(level.get("early_stop_iteration") is None for level in results.levels):
         return None
-    figure, axes = _new_figure()
-    several = _several_seeds(results)
-    style = dict(_ACCURACY_CURVES[0][2])
-    _curve(axes, results.levels, "early_stop_iteration", _ticket_label(results.config), style, several, scale=1.0)
+    figure, axes = new_figure()
+    several = several_seeds(results)
+    curve(axes, results.levels, "early_stop_iteration", ticket_label(results.config), TICKET_STYLE, several, scale=1.0)
     axes.set_ylabel("Early-stop iteration (optimizer steps)")
     # From zero, so a small wobble does not look like a trend; headroom keeps top points off the frame.
     axes.set_ylim(0, 1.08 * max(axes.get_ylim()[1], 1.0))
-    axes.set_title(_title(results.config, several) + "\nstep of minimum validation loss", fontsize=10)
-    _sparsity_axis(axes, results.levels)
-    _legend(axes)
+    axes.set_title(run_title(results.config, several) + "\nstep of minimum validation loss", fontsize=10)
+    sparsity_axis(axes, results.levels)
+    legend(axes)
     return figure
 
 
@@ -176,102 +259,3 @@ def figure_paths(out_dir: str | os.PathLike[str]) -> list[Path]:
     out_dir = Path(out_dir)
     candidates = [out_dir / f"{name}.{ext}" for name in FIGURE_NAMES for ext in FIGURE_FORMATS]
     return [path for path in candidates if path.is_file()]
-
-
-def _new_figure() -> tuple[Figure, Any]:
-    figure = Figure(figsize=(6.4, 4.4), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    axes.grid(True, which="major", color="0.9", linewidth=0.8)
-    axes.set_axisbelow(True)
-    for side in ("top", "right"):
-        axes.spines[side].set_visible(False)
-    return figure, axes
-
-
-def _curve(axes: Any, levels: Sequence[dict[str, Any]], key: str, label: str, style: dict[str, Any],
-           several: bool, scale: float) -> None:
-    points = [
-        (100.0 * level["weights_remaining"], scale * level[key], scale * (level.get(key + "_std") or 0.0))
-        for level in levels if _measured(level.get(key))
-    ]
-    if not points:
-        return
-    x, y, spread = (list(column) for column in zip(*points))
-    if several:
-        axes.errorbar(x, y, yerr=spread, label=label, capsize=2.5, markersize=4, linewidth=1.4,
-                      elinewidth=0.9, **style)
-    else:
-        axes.plot(x, y, label=label, markersize=4, linewidth=1.4, **style)
-
-
-def _legend(axes: Any) -> None:
-    handles, labels = axes.get_legend_handles_labels()
-    # matplotlib lists plain lines before error-bar containers; keep the drawing order instead,
-    # with the dense reference last.
-    order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("dense"))
-    axes.legend([handles[i] for i in order], [labels[i] for i in order], loc="best", fontsize=8, frameon=False)
-
-
-def _sparsity_axis(axes: Any, levels: Sequence[dict[str, Any]]) -> None:
-    """Log axis of percent remaining, reversed (sparser to the right), labelled at the levels."""
-    percents = [100.0 * level["weights_remaining"] for level in levels]
-    labels = percent_labels([level["weights_remaining"] for level in levels])
-    labels = ["100" if p >= 99.95 else label for p, label in zip(percents, labels)]
-    every = max(1, math.ceil(len(percents) / _MAX_TICK_LABELS))
-    chosen = list(range(0, len(percents), every))
-    axes.set_xscale("log")
-    # Reversed limits draw 100 % at the left, as in the paper.
-    axes.set_xlim(max(percents) * 1.12, min(percents) / 1.12)
-    axes.xaxis.set_major_locator(FixedLocator([percents[i] for i in chosen]))
-    axes.xaxis.set_major_formatter(FixedFormatter([labels[i] for i in chosen]))
-    axes.xaxis.set_minor_locator(NullLocator())
-    axes.set_xlabel("Weights remaining (%, log scale)")
-
-
-def _title(config: ExperimentConfig, several: bool) -> str:
-    model = _MODEL_TITLES.get(config.model, config.model)
-    dataset = _DATASET_TITLES.get(config.dataset, config.dataset)
-    schedule = "one-shot" if config.one_shot else "iterative"
-    pruning = "layer-wise" if config.pruning == "layerwise" else "global"
-    rewind = {
-        "init": "rewind to initialization",
-        "step": f"rewind to step {config.rewind_step}",
-        "lr": "learning-rate rewinding",
-        "finetune": "fine-tuning",
-    }.get(config.rewind, config.rewind)
-    seeds = f", mean ± std of {len(config.seeds)} seeds" if several else ""
-    return f"{model} on {dataset}\n{schedule} {pruning} pruning, {rewind}{seeds}"
-
-
-def _ticket_label(config: ExperimentConfig) -> str:
-    return {
-        "init": "winning ticket",
-        "step": f"winning ticket (rewind to step {config.rewind_step})",
-        "lr": "IMP, learning-rate rewinding",
-        "finetune": "IMP, fine-tuning",
-    }.get(config.rewind, "winning ticket")
-
-
-def _save(figure: Figure, stem: Path) -> list[Path]:
-    paths = []
-    for ext in FIGURE_FORMATS:
-        path = stem.with_name(f"{stem.name}.{ext}")
-        # Through a temporary name, like every file of a run directory, so a reader never sees half a figure.
-        temporary = path.with_name(path.name + ".tmp")
-        metadata = {"Date": None} if ext == "svg" else None  # no timestamp: re-drawing gives the same file
-        figure.savefig(temporary, format=ext, dpi=_DPI, metadata=metadata)
-        os.replace(temporary, path)
-        paths.append(path)
-    return paths
-
-
-def _measured(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
-
-
-def _check_results(function: str, results: Results) -> None:
-    if not isinstance(results, Results):
-        raise TypeError(f"{function}(): results must be a lth_prune.imp.Results, got {type(results).__name__}.")
-    if not results.levels:
-        raise ValueError(f"{function}(): results must hold at least one level, got none.")

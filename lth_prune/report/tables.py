@@ -6,21 +6,11 @@ from typing import Any, Sequence
 
 from tabulate import tabulate
 
-from lth_prune.imp.results import Results
+from lth_prune.imp import Results
+from lth_prune.imp.branches import get_branch
+from lth_prune.report._cells import check_table_format, format_cell, several_seeds
 
 __all__ = ["format_table", "percent_labels"]
-
-MISSING = "-"
-
-# (key in a level entry, column header, whether it is an accuracy); a column appears only when
-# some level measured it, so a disabled control never shows up as a column of dashes.
-_COLUMNS: tuple[tuple[str, str, bool], ...] = (
-    ("test_accuracy", "test accuracy (%)", True),
-    ("no_retrain_accuracy", "no retraining (%)", True),
-    ("random_reinit_accuracy", "random reinit (%)", True),
-    ("random_pruning_accuracy", "random pruning (%)", True),
-    ("early_stop_iteration", "early stop (iteration)", False),
-)
 
 
 def format_table(results: Results, *, tablefmt: str = "github") -> str:
@@ -53,18 +43,23 @@ def format_table(results: Results, *, tablefmt: str = "github") -> str:
     """
     if not isinstance(results, Results):
         raise TypeError(f"format_table(): results must be a lth_prune.imp.Results, got {type(results).__name__}.")
-    if tablefmt not in _table_formats():
-        raise ValueError(
-            f"format_table(): tablefmt must be one of {sorted(_table_formats())}, got {tablefmt!r}."
-        )
+    check_table_format("format_table", tablefmt)
     levels = results.levels
-    several_seeds = _several_seeds(results)
-    columns = [c for c in _COLUMNS if any(level.get(c[0]) is not None for level in levels)]
+    several = several_seeds(results)
+    # (key, header, whether it is an accuracy); a column appears only when some level measured
+    # it, so a branch that did not run never shows up as a column of dashes.
+    candidates = [
+        ("test_accuracy", "test accuracy (%)", True),
+        ("no_retrain_accuracy", "no retraining (%)", True),
+        *((get_branch(name).metrics[0], f"{get_branch(name).label} (%)", True) for name in results.branches),
+        ("early_stop_iteration", "early stop (iteration)", False),
+    ]
+    columns = [c for c in candidates if any(level.get(c[0]) is not None for level in levels)]
     headers = ["level", "weights remaining (%)"] + [header for _, header, _ in columns]
     remaining = percent_labels([level["weights_remaining"] for level in levels])
     rows = [
         [str(level["level"]), label]
-        + [_cell(level, key, accuracy, several_seeds) for key, _, accuracy in columns]
+        + [format_cell(level, key, accuracy, several) for key, _, accuracy in columns]
         for level, label in zip(levels, remaining)
     ]
     # Numbers are pre-formatted so tabulate must not re-parse them (it would drop "80.20"'s 0).
@@ -99,32 +94,7 @@ def percent_labels(fractions: Sequence[float]) -> list[str]:
     return labels
 
 
-def _cell(level: dict[str, Any], key: str, accuracy: bool, several_seeds: bool) -> str:
-    value = level.get(key)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return MISSING
-    spread = level.get(key + "_std")
-    if several_seeds and spread is not None:
-        return f"{_number(value, accuracy)} ± {_number(spread, accuracy)}"
-    return _number(value, accuracy)
-
-
-def _number(value: float, accuracy: bool) -> str:
-    return f"{100.0 * value:.2f}" if accuracy else f"{value:.0f}"
-
-
-def _several_seeds(results: Results) -> bool:
-    counts = [len(level.get("seeds") or ()) for level in results.levels]
-    return len(results.config.seeds) > 1 or max(counts, default=0) > 1
-
-
 def _decimals(percent: float) -> int:
     if percent <= 0.0 or percent >= 1.0:
         return 1
     return 1 - math.floor(math.log10(percent))
-
-
-def _table_formats() -> set[str]:
-    import tabulate as tabulate_module
-
-    return set(tabulate_module.tabulate_formats)

@@ -28,10 +28,8 @@ the target config's full schedule from step 0.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import torch
@@ -39,10 +37,14 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lth_prune.data import DataSplits, load_dataset
+from lth_prune.imp.branches import LevelTicket, get_branch
+from lth_prune.imp.branches.random_pruning import random_masks
 from lth_prune.imp.config import CONTROLS, ExperimentConfig
-from lth_prune.imp.controls import derive_seed, random_masks
-from lth_prune.imp.experiment import _sparsity, _train
-from lth_prune.imp.results import Results, RunStore, write_atomic
+from lth_prune.imp.phases import sparsity_record, train_network, trainer
+from lth_prune.imp.results import Results
+from lth_prune.imp.rewinding import RewindPoint
+from lth_prune.imp.rundir import TRANSFER_FILE, RunStore
+from lth_prune.imp.seeding import derive_seed
 from lth_prune.imp.setup import Setup, prepare
 from lth_prune.imp.transfer.fitting import TransferPlan, plan_transfer, resize_inputs
 from lth_prune.masks import get_masks, set_masks
@@ -52,7 +54,6 @@ from lth_prune.tickets import save_ticket
 __all__ = ["TRANSFER_FILE", "read_transfer", "resize_inputs", "transfer"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-TRANSFER_FILE = "transfer.json"
 
 
 def transfer(
@@ -84,8 +85,9 @@ def transfer(
         resize: resize the target images to the source's input shape when a layer would not
             fit otherwise (see :func:`resize_inputs`).
         run_dir: where to write ``config.json`` (the target config), ``transfer.json`` (the
-            source run, levels, seeds and how the ticket was fitted), results, figures and one
-            checkpoint per level and seed; ``None`` keeps everything in memory.
+            source run, levels, seeds and how the ticket was fitted), results and one checkpoint
+            per level and seed; ``None`` keeps everything in memory. Figures are drawn by
+            :func:`lth_prune.report.plot_run` (``lth-prune transfer`` calls it).
         data: your own target :class:`lth_prune.data.DataSplits` instead of the config's data set.
         progress: show progress bars; default: when standard error is a terminal.
 
@@ -112,10 +114,16 @@ def transfer(
         >>> [(level["level"], level["output_layer"]) for level in results.levels]
         [(0, 'new'), (1, 'new')]
     """
-    source_dir = Path(source)
-    source_config = _read_config(source_dir)
+    source_store = RunStore(source)
+    source_config = source_store.read_config()
+    if source_config is None:
+        raise FileNotFoundError(
+            f"transfer(): source must be a run directory written by lth-prune run (with config.json), "
+            f"got {str(source)!r}."
+        )
     config = _target_config(source_config, target)
-    store = _open_store(run_dir)
+    store = None if run_dir is None else RunStore(run_dir)
+    _check_run_dir(store)
     if data is None:
         data = load_dataset(
             config.dataset, data_dir=config.data_dir, val_size=config.val_size, limit=config.limit,
@@ -123,25 +131,19 @@ def transfer(
         )
     elif not isinstance(data, DataSplits):
         raise TypeError(f"transfer(): data must be a lth_prune.data.DataSplits, got {type(data).__name__}.")
-    plan, data = plan_transfer(source_dir, source_config, config, data, levels, seed, resize)
-    # The rewind settings describe how the source found its tickets; transferred networks all
-    # train the target's full schedule, so the training setup gets none.
-    setup = prepare(config.replace(rewind="init", rewind_step=0), None, data, progress)
-    if store is not None:
-        store.run_dir.mkdir(parents=True, exist_ok=True)
+    plan, data = plan_transfer(source_store, source_config, config, data, levels, seed, resize)
+    # Transferred networks all train the target's full schedule from step 0: the source's
+    # rewind settings said how it found its tickets, and no rewind policy applies here.
+    setup = prepare(config, None, data, progress, caller="transfer()")
+    if store is None:
+        return _results(config, plan, [r for target_seed in config.seeds for r in _transfer_seed(setup, plan, target_seed, None)])
+    with store.lock():
+        _check_run_dir(store)
         store.write_config(config)
-        write_atomic(store.run_dir / TRANSFER_FILE, json.dumps(plan.info, indent=2))
-    records = [record for target_seed in config.seeds for record in _transfer_seed(setup, plan, target_seed, store)]
-    results = Results.from_records(config, records)
-    for entry in results.levels:
-        measured = [r["source_test_accuracy"] for r in entry["seeds"] if r["source_test_accuracy"] is not None]
-        entry["source_test_accuracy"] = sum(measured) / len(measured) if measured else None
-        entry["output_layer"] = plan.output_layer
-    if store is not None:
+        store.write_transfer(plan.info)
+        records = [r for target_seed in config.seeds for r in _transfer_seed(setup, plan, target_seed, store)]
+        results = _results(config, plan, records)
         results.save(store.run_dir)
-        from lth_prune.report.compare import plot_transfer
-
-        plot_transfer(results, store.run_dir, plan.info)
     return results
 
 
@@ -156,66 +158,59 @@ def read_transfer(run_dir: PathLike) -> dict[str, Any] | None:
         >>> read_transfer("no/such/run") is None
         True
     """
-    path = Path(run_dir) / TRANSFER_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return RunStore(run_dir).read_transfer()
+
+
+def _results(config: ExperimentConfig, plan: TransferPlan, records: list[dict[str, Any]]) -> Results:
+    results = Results.from_records(config, records)
+    for entry in results.levels:
+        measured = [r["source_test_accuracy"] for r in entry["seeds"] if r["source_test_accuracy"] is not None]
+        entry["source_test_accuracy"] = sum(measured) / len(measured) if measured else None
+        entry["output_layer"] = plan.output_layer
+    return results
 
 
 def _transfer_seed(setup: Setup, plan: TransferPlan, seed: int, store: RunStore | None) -> list[dict[str, Any]]:
     config, records = setup.config, []
     # One fresh initialization per seed: the new output layer starts from the same values at
     # every level, as an IMP run's ticket does.
-    fresh_state = capture_state(setup.make_model(derive_seed(seed, "transfer_init")))
+    fresh_state = capture_state(setup.build(derive_seed(seed, "transfer_init")))
     source_seed = plan.source_seeds[seed]
+    start = RewindPoint({**fresh_state, **plan.rewind_points[source_seed]}, 0)
     for level in tqdm(plan.levels, desc=f"seed {seed}", disable=not setup.progress):
         started = time.perf_counter()
-        ticket = plan.tickets[(source_seed, level)]
-        masks = dict(ticket.masks)
-        if ticket.output_fraction < 1.0 and plan.output_layer == "new":
+        fitted = plan.tickets[(source_seed, level)]
+        masks = dict(fitted.masks)
+        if fitted.output_fraction < 1.0 and plan.output_layer == "new":
             shape = fresh_state[plan.output_name].shape
             kept = torch.zeros(shape, dtype=torch.bool).flatten()
-            kept[: round(ticket.output_fraction * kept.numel())] = True
+            kept[: round(fitted.output_fraction * kept.numel())] = True
             masks.update(random_masks({plan.output_name: kept.view(shape)}, derive_seed(seed, "output_mask", level)))
-        start_state = {**fresh_state, **ticket.state}
-        net = _network(setup, derive_seed(seed, "transfer_init"), masks, start_state)
+        net = _network(setup, derive_seed(seed, "transfer_init"), masks, start.state)
         rewinder = register_rewind_hooks(net)  # holds the transferred starting point, saved as the ticket
         record: dict[str, Any] = {
             "level": level, "seed": seed, "source_seed": source_seed, "output_layer": plan.output_layer,
-            "source_test_accuracy": ticket.source_test_accuracy,
+            "source_test_accuracy": fitted.source_test_accuracy,
         }
-        record.update({f"{control}_accuracy": None for control in config.controls})
-        record.update(_train(setup, net, seed, level, "transferred_ticket", start=0))
-        record.update(_sparsity(net))
-        if level > 0 and "random_reinit" in config.controls:
-            control = _network(setup, derive_seed(seed, "reinit", level), masks, None)
-            record["random_reinit_accuracy"] = _train(setup, control, seed, level, "random_reinit", start=0)["test_accuracy"]
-        if level > 0 and "random_pruning" in config.controls:
-            shuffled = random_masks(masks, derive_seed(seed, "random_mask", level))
-            control = _network(setup, derive_seed(seed, "transfer_init"), shuffled, start_state)
-            record["random_pruning_accuracy"] = _train(setup, control, seed, level, "random_pruning", start=0)["test_accuracy"]
+        record.update({metric: None for name in config.controls for metric in get_branch(name).metrics})
+        record.update(train_network(setup, net, seed=seed, level=level, phase="transferred_ticket"))
+        record.update(sparsity_record(net))
+        if level > 0:
+            ticket = LevelTicket(level, seed, masks, start, setup.build)
+            for name in config.controls:
+                record.update(get_branch(name).run(ticket, trainer(setup, seed, level)))
         record["seconds"] = time.perf_counter() - started
         records.append(record)
         if store is not None:
-            trained = {"state": capture_state(net), "masks": get_masks(net)}
-            store.save_level(record, trained, lambda path: save_ticket(net, path, rewinder))
+            store.save_level(record, capture_state(net), get_masks(net), lambda file: save_ticket(net, file, rewinder))
     return records
 
 
-def _network(setup: Setup, init_seed: int, masks: Mapping[str, Tensor], state: Mapping[str, Tensor] | None) -> nn.Module:
-    net = setup.make_model(init_seed).to(setup.device)
+def _network(setup: Setup, init_seed: int, masks: Mapping[str, Tensor], state: Mapping[str, Tensor]) -> nn.Module:
+    net = setup.build(init_seed)
     set_masks(net, masks)
-    if state is not None:
-        restore_state(net, state)  # into weight_orig, after the masks, so pruned entries read zero
+    restore_state(net, state)  # into weight_orig, after the masks, so pruned entries read zero
     return net
-
-
-def _read_config(source_dir: Path) -> ExperimentConfig:
-    path = source_dir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"transfer(): source must be a run directory written by lth-prune run (with config.json), "
-            f"got {str(source_dir)!r}."
-        )
-    return ExperimentConfig.from_dict(json.loads(path.read_text()))
 
 
 def _target_config(source_config: ExperimentConfig, target: ExperimentConfig | str) -> ExperimentConfig:
@@ -230,13 +225,11 @@ def _target_config(source_config: ExperimentConfig, target: ExperimentConfig | s
     return target
 
 
-def _open_store(run_dir: PathLike | None) -> RunStore | None:
-    if run_dir is None:
-        return None
-    store = RunStore(Path(run_dir))
-    if (store.run_dir / "config.json").is_file():
-        raise ValueError(f"transfer(): run_dir must not hold a run already, got {str(run_dir)!r}; choose another directory.")
-    return store
+def _check_run_dir(store: RunStore | None) -> None:
+    if store is not None and store.holds_run():
+        raise ValueError(
+            f"transfer(): run_dir must not hold a run already, got {str(store.run_dir)!r}; choose another directory."
+        )
 
 
 def _normalized(name: str) -> str:

@@ -6,9 +6,7 @@ source's input shape.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -16,13 +14,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lth_prune import models
-from lth_prune._reparam import output_layer as _output_layer
-from lth_prune.analysis import finished_levels
+from lth_prune._reparam import output_layer
 from lth_prune.data import DataSplits, load_dataset
-from lth_prune.data.splits import channel_statistics as _channel_statistics, normalise_ as _normalise_
+from lth_prune.data.splits import channel_statistics, normalise_
 from lth_prune.imp.config import ExperimentConfig
+from lth_prune.imp.rundir import RunStore
 from lth_prune.rewind import capture_state
-from lth_prune.tickets import read_ticket
 
 __all__ = ["FittedTicket", "TransferPlan", "plan_transfer", "resize_inputs"]
 
@@ -32,22 +29,26 @@ _CHUNK = 4096
 
 @dataclass(frozen=True)
 class FittedTicket:
-    """One source ticket, fitted to the target: what the transferred network starts from."""
+    """One source ticket's mask, fitted to the target."""
 
     source_seed: int
     level: int
     masks: dict[str, Tensor]  # without the output layer's when it is new
-    state: dict[str, Tensor]  # rewind point, without the output layer's tensors when it is new
     output_fraction: float  # fraction of the source output layer's weights kept
     source_test_accuracy: float | None
 
 
 @dataclass(frozen=True)
 class TransferPlan:
-    """What :func:`lth_prune.imp.transfer.transfer` trains: checked tickets and how they were fitted."""
+    """What :func:`lth_prune.imp.transfer.transfer` trains: checked tickets and how they were fitted.
+
+    ``rewind_points`` are the source seeds' full rewind points (pruned positions included, the
+    output layer's tensors left out when it is new): where the ticket and every branch start.
+    """
 
     levels: list[int]
     tickets: dict[tuple[int, int], FittedTicket]  # by (source seed, level)
+    rewind_points: dict[int, dict[str, Tensor]]  # by source seed
     source_seeds: dict[int, int]  # target seed -> source seed
     output_layer: str  # "new" or "transferred"
     output_name: str
@@ -55,13 +56,13 @@ class TransferPlan:
 
 
 def plan_transfer(
-    source_dir: Path, source_config: ExperimentConfig, config: ExperimentConfig, data: DataSplits,
+    source: RunStore, source_config: ExperimentConfig, config: ExperimentConfig, data: DataSplits,
     levels: Sequence[int] | None, seed: int | None, resize: bool,
 ) -> tuple[TransferPlan, DataSplits]:
     """Choose the levels and seeds, read the tickets and check they fit the target, before anything trains.
 
     Args:
-        source_dir: the source run directory.
+        source: the source run's store.
         source_config: its settings.
         config: the target settings (their ``seeds`` are the trainings on the target).
         data: the target data.
@@ -76,10 +77,11 @@ def plan_transfer(
         ValueError: if a seed or level is not in the source run, or a tensor does not fit (the
             message names it, its shapes and both input shapes).
     """
+    source_dir = source.run_dir
     source_seeds = {target_seed: (target_seed if seed is None else seed) for target_seed in config.seeds}
     chosen: list[int] = []
     for source_seed in sorted(set(source_seeds.values())):
-        available = finished_levels(source_dir, source_seed)
+        available = source.finished_levels(source_seed)
         if not available:
             hint = "" if seed is not None else "; pass seed= (--seed) to train one source seed's tickets for every seed"
             raise ValueError(
@@ -94,14 +96,13 @@ def plan_transfer(
                 f"({available}), got {missing}."
             )
         chosen = wanted
-    raw = {
-        (source_seed, level): read_ticket(source_dir / f"level_{level}" / f"seed_{source_seed}" / "ticket.pt")
-        for source_seed in set(source_seeds.values()) for level in chosen
-    }
-    point = next(iter(raw.values()))[1]
+    used = sorted(set(source_seeds.values()))
+    masks = {(source_seed, level): source.ticket(level, source_seed)[0] for source_seed in used for level in chosen}
+    points = {source_seed: source.rewind_point(source_seed).state for source_seed in used}
+    point = points[used[0]]
     output_name = _output_name(models.get(config.model, num_classes=data.num_classes, input_shape=data.input_shape))
     target_shape = data.input_shape
-    source_shape = _source_input_shape(source_dir, source_config, point, output_name) if resize else None
+    source_shape = _source_input_shape(source, source_config, point, output_name) if resize else None
     if source_shape is not None and source_shape != target_shape:
         data = resize_inputs(data, source_shape)
     target_state = capture_state(models.get(config.model, num_classes=data.num_classes, input_shape=data.input_shape))
@@ -114,10 +115,12 @@ def plan_transfer(
             value is not None and expected is not None and expected.shape == value.shape
         ):
             continue
-        _raise_misfit(key, value, expected, source_dir, source_config, point, output_name, data, resize)
-    tickets = {
-        key: _fit(key, masks, state, output_name, output_keys if new_output else set(), source_dir)
-        for key, (masks, state, _) in raw.items()
+        _raise_misfit(key, value, expected, source, source_config, point, output_name, data, resize)
+    dropped = output_keys if new_output else set()
+    tickets = {key: _fit(key, ticket_masks, output_name, dropped, source) for key, ticket_masks in masks.items()}
+    fitted_points = {
+        source_seed: {name: value for name, value in state.items() if name not in dropped}
+        for source_seed, state in points.items()
     }
     info = {
         "source_run": str(source_dir.resolve()),
@@ -133,7 +136,8 @@ def plan_transfer(
         "input_shape": list(data.input_shape),
         "resized": data.input_shape != target_shape,
     }
-    return TransferPlan(chosen, tickets, source_seeds, info["output_layer"], output_name, info), data
+    plan = TransferPlan(chosen, tickets, fitted_points, source_seeds, info["output_layer"], output_name, info)
+    return plan, data
 
 
 def resize_inputs(data: DataSplits, input_shape: Sequence[int]) -> DataSplits:
@@ -172,9 +176,9 @@ def resize_inputs(data: DataSplits, input_shape: Sequence[int]) -> DataSplits:
     std = torch.tensor(data.std).view(1, -1, 1, 1)
     splits = [_resize(getattr(data, f"{split}_x"), mean, std, tuple(input_shape)) for split in ("train", "val", "test")]
     # The same statistics as every data set's (training split, population std), in pixel units.
-    new_mean, new_std = _channel_statistics(splits[0])
+    new_mean, new_std = channel_statistics(splits[0])
     for images in splits:
-        _normalise_(images, new_mean, new_std)
+        normalise_(images, new_mean, new_std)
     return DataSplits(
         train_x=splits[0], train_y=data.train_y, val_x=splits[1], val_y=data.val_y, test_x=splits[2],
         test_y=data.test_y, name=data.name, num_classes=data.num_classes,
@@ -185,27 +189,21 @@ def resize_inputs(data: DataSplits, input_shape: Sequence[int]) -> DataSplits:
 
 
 def _fit(
-    key: tuple[int, int], masks: dict[str, Tensor], state: dict[str, Tensor], output_name: str,
-    dropped: set[str], source_dir: Path,
+    key: tuple[int, int], masks: dict[str, Tensor], output_name: str, dropped: set[str], source: RunStore,
 ) -> FittedTicket:
     source_seed, level = key
     output_mask = masks.get(output_name)
     fraction = 1.0 if output_mask is None else float(torch.count_nonzero(output_mask)) / output_mask.numel()
-    record = source_dir / f"level_{level}" / f"seed_{source_seed}" / "record.json"
-    accuracy = json.loads(record.read_text()).get("test_accuracy") if record.is_file() else None
-    return FittedTicket(
-        source_seed, level,
-        {name: mask for name, mask in masks.items() if name not in dropped},
-        {name: value for name, value in state.items() if name not in dropped},
-        fraction, accuracy,
-    )
+    accuracy = source.record(level, source_seed).get("test_accuracy")
+    kept = {name: mask for name, mask in masks.items() if name not in dropped}
+    return FittedTicket(source_seed, level, kept, fraction, accuracy)
 
 
 def _raise_misfit(
-    key: str, value: Tensor | None, expected: Tensor | None, source_dir: Path, source_config: ExperimentConfig,
+    key: str, value: Tensor | None, expected: Tensor | None, source: RunStore, source_config: ExperimentConfig,
     point: Mapping[str, Tensor], output_name: str, data: DataSplits, resize: bool,
 ) -> None:
-    source_shape = _source_input_shape(source_dir, source_config, point, output_name)
+    source_shape = _source_input_shape(source, source_config, point, output_name)
     found_on = "an unknown input shape" if source_shape is None else f"input shape {source_shape}"
     has = "is missing" if value is None else f"has shape {tuple(value.shape)}"
     needs = "does not exist" if expected is None else f"needs shape {tuple(expected.shape)}"
@@ -221,11 +219,11 @@ def _raise_misfit(
 
 
 def _source_input_shape(
-    source_dir: Path, source_config: ExperimentConfig, point: Mapping[str, Tensor], output_name: str
+    source: RunStore, source_config: ExperimentConfig, point: Mapping[str, Tensor], output_name: str
 ) -> tuple[int, int, int] | None:
     """The source run's input shape: recorded, or that of its named data set if the ticket fits it."""
-    record = source_dir / "level_0" / f"seed_{source_config.seeds[0]}" / "record.json"
-    recorded = json.loads(record.read_text()).get("input_shape") if record.is_file() else None
+    seed = source_config.seeds[0]
+    recorded = source.record(0, seed).get("input_shape") if 0 in source.finished_levels(seed) else None
     if recorded is not None:
         return tuple(int(side) for side in recorded)  # type: ignore[return-value]
     try:
@@ -257,7 +255,7 @@ def _resize(images: Tensor, mean: Tensor, std: Tensor, input_shape: tuple[int, .
 
 
 def _output_name(model: nn.Module) -> str:
-    output = _output_layer(model)
+    output = output_layer(model)
     names = {id(module): name for name, module in model.named_modules()}
     if output is None:
         raise ValueError(f"transfer(): the model must end in an nn.Linear output layer, got {type(model).__name__}.")

@@ -28,9 +28,10 @@ from tabulate import tabulate
 from torch import Tensor
 
 from lth_prune import analysis
-from lth_prune.imp.results import Results
-from lth_prune.report.figures import _check_results, _new_figure, _save, _sparsity_axis, _title
-from lth_prune.report.tables import _table_formats, percent_labels
+from lth_prune.imp import Results
+from lth_prune.report._cells import check_table_format
+from lth_prune.report._drawing import check_results, new_figure, run_title, save_figure, sparsity_axis
+from lth_prune.report.tables import percent_labels
 
 __all__ = [
     "ANALYSIS_FIGURE_NAMES",
@@ -70,7 +71,7 @@ def format_overlap(matrix: analysis.OverlapMatrix, *, tablefmt: str = "github") 
         seed 0       1.00      0.34
         seed 1       0.34      1.00
     """
-    _check_format("format_overlap", tablefmt)
+    check_table_format("format_overlap", tablefmt)
     corner = matrix.title if matrix.layer is None else f"{matrix.title} ({matrix.layer})"
     rows = [[label] + [f"{value:.2f}" for value in values] for label, values in zip(matrix.rows, matrix.values)]
     return tabulate(rows, headers=[corner, *matrix.columns], tablefmt=tablefmt, disable_numparse=True,
@@ -98,8 +99,8 @@ def format_layers(results: Results, *, tablefmt: str = "github") -> str:
           level    total    fc1    fc2
               1     80.0   80.0   90.0
     """
-    _check_results("format_layers", results)
-    _check_format("format_layers", tablefmt)
+    check_results("format_layers", results)
+    check_table_format("format_layers", tablefmt)
     names = list(results.levels[0]["layers"])
     rows = [
         [str(level["level"])] + [percent_labels([value])[0] for value in (level["weights_remaining"], *(level["layers"][n] for n in names))]
@@ -125,7 +126,7 @@ def overlap_figure(matrix: analysis.OverlapMatrix) -> Figure:
         'Jaccard index of surviving weights'
     """
     rows, columns = len(matrix.rows), len(matrix.columns)
-    figure, axes = _new_figure()
+    figure, axes = new_figure()
     figure.set_size_inches(max(4.8, 1.4 + 0.62 * columns + 0.06 * max(map(len, matrix.rows))), max(3.6, 1.6 + 0.42 * rows))
     axes.grid(False)
     image = axes.imshow(matrix.values, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
@@ -162,8 +163,8 @@ def layers_figure(results: Results) -> Figure:
         >>> [line.get_label() for line in figure.axes[0].get_lines()]
         ['fc1', 'fc2']
     """
-    _check_results("layers_figure", results)
-    figure, axes = _new_figure()
+    check_results("layers_figure", results)
+    figure, axes = new_figure()
     x = [100.0 * level["weights_remaining"] for level in results.levels]
     for index, name in enumerate(results.levels[0]["layers"]):
         y = [100.0 * level["layers"][name] for level in results.levels]
@@ -179,8 +180,8 @@ def layers_figure(results: Results) -> Figure:
     axes.yaxis.set_minor_formatter(plain if high / max(low, 1e-12) <= 10 else NullFormatter())
     axes.tick_params(axis="y", which="minor", labelsize=7)
     axes.set_ylabel("Weights remaining in the layer (%, log scale)")
-    axes.set_title(_title(results.config, False).splitlines()[0] + "\nweights remaining per layer", fontsize=10)
-    _sparsity_axis(axes, results.levels)
+    axes.set_title(run_title(results.config, False).splitlines()[0] + "\nweights remaining per layer", fontsize=10)
+    sparsity_axis(axes, results.levels)
     axes.legend(loc="best", fontsize=8, frameon=False)
     return figure
 
@@ -280,22 +281,17 @@ def plot_analysis(
     level = levels[-1] if level is None else level
     out = Path(run_dir if out_dir is None else out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = _save(layers_figure(results), out / "layers")
-    written += _save(overlap_figure(analysis.level_overlap(run_dir, seed)), out / "overlap_levels")
+    written = save_figure(layers_figure(results), out / "layers")
+    written += save_figure(overlap_figure(analysis.level_overlap(run_dir, seed)), out / "overlap_levels")
     if len(results.config.seeds) > 1:
-        written += _save(overlap_figure(analysis.seed_overlap(run_dir, level)), out / "overlap_seeds")
+        written += save_figure(overlap_figure(analysis.seed_overlap(run_dir, level)), out / "overlap_seeds")
     remaining = next((entry["weights_remaining"] for entry in results.levels if entry["level"] == level), None)
     share = "" if remaining is None else f" ({100.0 * remaining:.3g} % of weights remaining)"
-    title = f"{_title(results.config, False).splitlines()[0]}: rewind-point values, level {level}{share}, seed {seed}"
-    written += _save(init_values_figure(analysis.init_values(run_dir, level, seed), title=title), out / "init_values")
+    title = f"{run_title(results.config, False).splitlines()[0]}: rewind-point values, level {level}{share}, seed {seed}"
+    written += save_figure(init_values_figure(analysis.init_values(run_dir, level, seed), title=title), out / "init_values")
     return written
 
 
 def _scale(kept: Tensor, pruned: Tensor) -> float:
     spread = float(torch.cat([kept.flatten(), pruned.flatten()]).float().std()) if kept.numel() + pruned.numel() > 1 else 0.0
     return spread if spread > 0 else 1.0
-
-
-def _check_format(function: str, tablefmt: str) -> None:
-    if tablefmt not in _table_formats():
-        raise ValueError(f"{function}(): tablefmt must be one of {sorted(_table_formats())}, got {tablefmt!r}.")

@@ -1,0 +1,30 @@
+"""Branches: what is trained from a level's ticket next to the ticket itself.
+
+The word is open_lth's. At every level after the dense one, each branch the config names in
+``controls`` gets the level's :class:`LevelTicket` (masks, the seed's full rewind point, a model
+builder) and a trainer with the run's schedule and data, and returns its measurements for the
+level's record. The controls of Frankle & Carbin (2019) are the two built-in branches:
+
+* ``random_reinit`` (:mod:`~lth_prune.imp.branches.random_reinit`): does the ticket's
+  initialization matter?
+* ``random_pruning`` (:mod:`~lth_prune.imp.branches.random_pruning`): does its structure matter?
+
+Adding a branch is one module here: a :class:`Branch` subclass decorated with
+:func:`register_branch`, imported below. Results, tables, figures and ``lth-prune compare`` take
+its metrics and label from the registry and never name a branch.
+
+Example:
+    >>> branch_names()
+    ['random_reinit', 'random_pruning']
+    >>> get_branch("random_pruning").label, get_branch("random_pruning").metrics
+    ('random pruning', ('random_pruning_accuracy',))
+"""
+from __future__ import annotations
+
+from lth_prune.imp.branches.base import Branch, LevelTicket, Trainer, branch_names, get_branch, register_branch
+
+# Importing a branch module registers it; this order is the order of columns, curves and
+# results.csv fields.
+from lth_prune.imp.branches import random_reinit, random_pruning  # noqa: E402, F401  isort: skip
+
+__all__ = ["Branch", "LevelTicket", "Trainer", "branch_names", "get_branch", "register_branch"]

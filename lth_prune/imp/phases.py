@@ -1,0 +1,103 @@
+"""Training one network of a level (a phase): what the ticket, every branch and a transfer share.
+
+A phase seeds itself from the run seed, its name and the level (:func:`derive_seed`), so its
+outcome does not depend on what ran before it. Where training starts on the schedule and which
+schedule it follows are the caller's: the rewind policy's for the ticket, the branch's for a
+branch, step 0 of the full schedule for a transfer.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from lth_prune import distributed
+from lth_prune.imp.branches import Trainer
+from lth_prune.imp.seeding import derive_seed
+from lth_prune.imp.setup import Setup, make_optimizer
+from lth_prune.masks import sparsity_report
+from lth_prune.sparse import masked_training
+from lth_prune.training import LearningRateSchedule, evaluate, train
+
+__all__ = ["sparsity_record", "train_network", "trainer"]
+
+
+def train_network(
+    setup: Setup,
+    net: nn.Module,
+    *,
+    seed: int,
+    level: int,
+    phase: str,
+    start: int = 0,
+    schedule: LearningRateSchedule | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> dict[str, Any]:
+    """Train ``net`` in place from step ``start`` to the end of the schedule, and measure it.
+
+    Args:
+        setup: the run's shared setup.
+        net: the network, masks set, on the setup's device.
+        seed: the run seed.
+        level: the level, for seeding and progress.
+        phase: the phase's name (``"ticket"``, a branch's name, ...), for seeding and progress.
+        start: the schedule step training starts at.
+        schedule: the learning-rate schedule; default the setup's.
+        optimizer: an optimizer over ``net`` made by the caller (e.g. with rewind hooks on it);
+            default a fresh one from the config.
+
+    Returns:
+        ``iterations``, ``test_accuracy``, ``test_loss``, ``val_accuracy``,
+        ``early_stop_iteration`` and ``early_stop_test_accuracy``.
+    """
+    config = setup.config
+    torch.manual_seed(derive_seed(seed, phase, "train", level))
+    train_loader = setup.train_loader(derive_seed(seed, phase, "batches", level))
+    optimizer = optimizer or make_optimizer(net, config)
+    masking = (
+        masked_training(net, optimizer, sparse_density=config.sparse_density)
+        if config.masked_training else contextlib.nullcontext()
+    )
+    with masking:
+        trained = net
+        if distributed.world_size() > 1:
+            # Each rank trains on its shard of every batch; DDP averages the gradients.
+            device_ids = [setup.device] if setup.device.type == "cuda" else None
+            trained = DistributedDataParallel(net, device_ids=device_ids)
+        outcome = train(
+            trained, optimizer, train_loader, schedule or setup.schedule,
+            iterations=setup.iterations, start_iteration=start, val_batches=setup.val_loader,
+            test_batches=setup.test_loader, eval_every=setup.eval_every, progress=setup.progress,
+            description=f"level {level} {phase.replace('_', ' ')}",
+        )
+    test = evaluate(net, setup.test_loader)
+    return {
+        "iterations": outcome.iterations,
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "val_accuracy": outcome.final.accuracy,
+        "early_stop_iteration": outcome.early_stop_iteration,
+        "early_stop_test_accuracy": outcome.early_stop_test.accuracy if outcome.early_stop_test else None,
+    }
+
+
+def trainer(setup: Setup, seed: int, level: int) -> Trainer:
+    """The function a branch trains its network with: the full schedule from its start step."""
+
+    def train_branch(net: nn.Module, phase: str, start: int) -> dict[str, Any]:
+        return train_network(setup, net, seed=seed, level=level, phase=phase, start=start)
+
+    return train_branch
+
+
+def sparsity_record(net: nn.Module) -> dict[str, Any]:
+    """``weights_remaining`` (fraction of prunable weights) and ``layers`` (the fraction per layer)."""
+    rows = sparsity_report(net)
+    total = sum(row.total for row in rows)
+    return {
+        "weights_remaining": sum(row.remaining for row in rows) / total,
+        "layers": {row.name: row.fraction_remaining for row in rows},
+    }

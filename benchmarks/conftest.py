@@ -16,6 +16,7 @@ from benchmarks import summary
 
 _RESULTS = pytest.StashKey[list[dict[str, Any]]]()
 _ACCURACY = pytest.StashKey[list[str]]()
+_OVERHEAD = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -94,6 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(threads)
     config.stash[_RESULTS] = []
     config.stash[_ACCURACY] = []
+    config.stash[_OVERHEAD] = []
 
 
 @pytest.fixture(scope="session")
@@ -146,12 +148,21 @@ def accuracy_tables(pytestconfig: pytest.Config) -> list[str]:
     return pytestconfig.stash[_ACCURACY]
 
 
+@pytest.fixture(scope="session")
+def overhead_tables(pytestconfig: pytest.Config) -> list[str]:
+    """Tables of the level-overhead benchmark, printed at the end of the session."""
+    return pytestconfig.stash[_OVERHEAD]
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
 def pytest_terminal_summary(
     terminalreporter: Any, exitstatus: int, config: pytest.Config
 ) -> None:
     for table in config.stash.get(_ACCURACY, []):
         terminalreporter.write_sep("-", "lth_prune accuracy at each sparsity level")
+        terminalreporter.write_line(table)
+    for table in config.stash.get(_OVERHEAD, []):
+        terminalreporter.write_sep("-", "lth_prune IMP level: time outside the optimizer steps, per phase")
         terminalreporter.write_line(table)
     rows = config.stash.get(_RESULTS, [])
     if not rows:  # --benchmark-disable, or no timing benchmark selected

@@ -186,6 +186,9 @@ def _model_factory(
 
 def _check_model(net: nn.Module, config: ExperimentConfig, data: DataSplits, caller: str) -> None:
     check_pruning(net, config, caller)
+    # Also loads what torch's optimizers import on first use (about 1.5 s, torch._dynamo), which
+    # would otherwise be paid inside the first level.
+    make_optimizer(net, config)
     inputs = data.val_x[:2] if len(data.val_y) else data.train_x[:2]
     net.to(inputs.device).eval()
     try:

@@ -24,7 +24,7 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     ("changes", "model", "message"),
     [
         (dict(exclude=("fc9",)), None,
-         r"run\(\): prunable\(\): exclude names a module that is not in the model, got 'fc9'; prunable layers are "
+         r"run\(\): exclude names a module that is not in the model, got 'fc9'; prunable layers are "
          r"\['classifier.0', 'classifier.2', 'classifier.4'\]"),
         (dict(exclude=("classifier",)), None,
          r"the model must have a convolution or linear layer left to prune, got none \(its prunable layers: "

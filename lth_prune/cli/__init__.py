@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 from lth_prune import __version__, analysis, imp, report
@@ -88,7 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return args.handler(args)
+    # The library's warnings (a stale lock taken over, ...) are for the person at the terminal:
+    # said like the errors, without Python's source line.
+    formatter = warnings.formatwarning
+    warnings.formatwarning = lambda message, *rest, **kw: f"{PROG}: warning: {message}\n"
+    try:
+        return args.handler(args)
+    finally:
+        warnings.formatwarning = formatter
 
 
 def build_parser() -> argparse.ArgumentParser:

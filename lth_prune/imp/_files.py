@@ -128,7 +128,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise OSError(
             error.errno or errno.EIO,
             f"could not write {path} ({len(data):,} bytes): {reason}. Nothing that had finished is lost: "
-            "the file is as it was, and a run resumes from its last finished level once the cause is fixed",
+            "the file is as it was, and a run resumes from its last finished level once the cause is fixed.",
         ) from error
 
 

@@ -61,10 +61,7 @@ def check_pruning(net: nn.Module, config: ExperimentConfig, caller: str) -> None
         ValueError: if an ``exclude`` name is not a module of the model (the message lists the
             prunable layers), or nothing is left to prune.
     """
-    try:
-        pairs = prunable(net, exclude=config.exclude)
-    except ValueError as error:
-        raise ValueError(f"{caller}: {error}") from None
+    pairs = prunable_layers(net, config.exclude, caller)
     if not pairs:
         layers = [name for name, _ in prunable_layers(net, (), caller)]
         raise ValueError(

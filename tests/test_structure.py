@@ -1,0 +1,105 @@
+"""The package's shape, read from its source: imports run one way, no private name crosses a
+module boundary, and only the run store spells out a run directory's layout."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "lth_prune"
+# Each floor may import its own and the floors below it, never one above.
+FLOORS = {"core": 0, "imp": 1, "analysis": 2, "report": 3, "cli": 4, "__main__": 5}
+ABOVE_CORE = ("imp", "analysis", "report", "cli")
+# The file names and folder prefixes of a run directory.
+LAYOUT = {"config.json", "results.json", "results.csv", "transfer.json", "record.json", "ticket.pt",
+          "trained.pt", "rewind_points", ".lock"}
+# "level_" and "seed_" as the literal part of an f-string, or in a pattern (level_(\d+)).
+LAYOUT_PARTS = re.compile(r"^(level|seed)_$|(level|seed)_(\d|\(|\\d|\{)")
+
+
+def _modules() -> list[tuple[str, ast.Module]]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found.append((name, ast.parse(path.read_text(), filename=str(path))))
+    return found
+
+
+def _floor(module: str) -> int:
+    top = module.split(".")[1] if module.count(".") else ""
+    return FLOORS.get(top, FLOORS["core"])
+
+
+def _imports(tree: ast.Module, module: str) -> list[tuple[str, list[str]]]:
+    """(imported module, names) for every import, relative ones resolved, inside functions too."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module.split(".")[: -node.level] if not module.endswith("__init__") else module.split(".")
+                base = ".".join([*package, base]) if base else ".".join(package)
+            found.append((base, [alias.name for alias in node.names]))
+    return found
+
+
+MODULES = _modules()
+
+
+@pytest.mark.parametrize(("module", "tree"), MODULES, ids=[name for name, _ in MODULES])
+def test_imports_never_run_up_a_floor(module, tree):
+    upward = [
+        imported for imported, _ in _imports(tree, module)
+        if imported.startswith("lth_prune.") and _floor(imported) > _floor(module)
+    ]
+    assert upward == [], f"{module} imports {upward}, which stand above it"
+
+
+@pytest.mark.parametrize(("module", "tree"), MODULES, ids=[name for name, _ in MODULES])
+def test_no_private_name_crosses_a_module_boundary(module, tree):
+    private = [
+        f"{imported}.{name}" for imported, names in _imports(tree, module)
+        if imported.startswith("lth_prune") for name in names
+        # A private module may be imported by its own package (lth_prune.sparse._native).
+        if name.startswith("_") and not name.startswith("__")
+        and not (name == "_native" and imported == "lth_prune.sparse")
+    ]
+    assert private == [], f"{module} imports private names {private}"
+
+
+def _code_strings(tree: ast.Module) -> list[str]:
+    """String constants that are not docstrings, and the literal parts of f-strings."""
+    docstrings = {
+        id(node.body[0].value) for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node.value for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+
+
+@pytest.mark.parametrize(("module", "tree"), MODULES, ids=[name for name, _ in MODULES])
+def test_only_the_run_store_spells_out_the_run_directory(module, tree):
+    if module == "lth_prune.imp.rundir":
+        return
+    # Prose (help texts, messages) may name the files for the reader; code may not build them.
+    spelled = [
+        text for text in _code_strings(tree)
+        if not any(space in text for space in " \n") and (text in LAYOUT or LAYOUT_PARTS.search(text))
+    ]
+    assert spelled == [], f"{module} spells out the run directory's layout: {spelled}"
+
+
+def test_the_checks_see_the_package():
+    names = {name for name, _ in MODULES}
+    assert {"lth_prune.imp.rundir", "lth_prune.imp.experiment", "lth_prune.report.figures", "lth_prune._reparam"} <= names
+    assert _floor("lth_prune.imp.rundir") == 1 and _floor("lth_prune.masks") == 0 and _floor("lth_prune") == 0
+    assert all(_floor(f"lth_prune.{top}.x") > 0 for top in ABOVE_CORE)
+    assert LAYOUT_PARTS.search("level_") and LAYOUT_PARTS.search(r"seed_(\d+)") and not LAYOUT_PARTS.search("seed_overlap")

@@ -57,7 +57,10 @@ class RunLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 _lock_file(fd)
-            except OSError:
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
+                    os.close(fd)
+                    raise  # locking itself failed (a file system without locks), not a holder
                 holder = _read_holder(fd)
                 os.close(fd)
                 raise RuntimeError(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lth_prune import distributed
@@ -31,7 +32,7 @@ from lth_prune.imp.rundir import RunStore
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.imp.setup import ModelSource, Setup, make_optimizer, prepare
 from lth_prune.masks import get_masks, set_masks
-from lth_prune.rewind import capture_state, register_rewind_hooks, restore_state
+from lth_prune.rewind import Rewinder, capture_state, register_rewind_hooks, restore_state
 from lth_prune.tickets import save_ticket
 from lth_prune.training import evaluate
 
@@ -179,19 +180,9 @@ def _levels(setup: Setup, seed: int, store: RunStore | None, writer: RunStore | 
     net = setup.build(derive_seed(seed, "init"))
     rewinder = register_rewind_hooks(net)
     distributed.check_identical(rewinder.rewind_point, f"the initial weights of seed {seed}")
-    point = RewindPoint(rewinder.rewind_point, 0)
-    dense_trained = None
+    point, dense_trained = RewindPoint(rewinder.rewind_point, 0), None
     if store is not None and records:
-        for level in range(len(records)):
-            store.ticket(level, seed)  # a damaged ticket is named now, not found by a later reader
-        state, masks = store.trained(len(records) - 1, seed)
-        set_masks(net, masks)
-        restore_state(net, state)
-        point = store.rewind_point(seed)
-        rewinder.set_rewind_point(point.state)
-        rewinder.rewind_step = point.step
-        if config.one_shot:
-            dense_trained = store.trained(0, seed)[0]
+        point, dense_trained = _resume(net, rewinder, store, seed, len(records), config.one_shot)
     levels = tqdm(
         range(len(records), config.rounds + 1), desc=f"seed {seed}", disable=not setup.progress,
         initial=len(records), total=config.rounds + 1,
@@ -232,6 +223,25 @@ def _levels(setup: Setup, seed: int, store: RunStore | None, writer: RunStore | 
                 writer.save_rewind_point(seed, point)
             writer.save_level(record, capture_state(net), get_masks(net), lambda file: save_ticket(net, file, rewinder))
     return records
+
+
+def _resume(
+    net: nn.Module, rewinder: Rewinder, store: RunStore, seed: int, finished: int, one_shot: bool
+) -> tuple[RewindPoint, dict[str, Tensor] | None]:
+    """Put the last finished level's trained network and the seed's rewind point back in place.
+
+    Returns:
+        The rewind point, and the dense trained state one-shot pruning starts from.
+    """
+    for level in range(finished):
+        store.ticket(level, seed)  # a damaged ticket is named now, not found by a later reader
+    state, masks = store.trained(finished - 1, seed)
+    set_masks(net, masks)
+    restore_state(net, state)
+    point = store.rewind_point(seed)
+    rewinder.set_rewind_point(point.state)
+    rewinder.rewind_step = point.step
+    return point, store.trained(0, seed)[0] if one_shot else None
 
 
 def _finished_records(store: RunStore | None, seed: int) -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """Options and fixtures shared by the benchmarks, and the ratio summary printed at the end.
 
-Options (``pytest benchmarks --help`` lists them under "lth_prune benchmarks"):
-``--quick``, ``--device``, ``--batch-size``, ``--threads``, ``--span``, ``--dataset``,
-``--data-dir``, ``--summary-dir``.
+Options (``pytest benchmarks --help`` lists them under "lth_prune benchmarks"): ``--quick``,
+``--batch-size``, ``--threads``, ``--span``, ``--dataset``, ``--data-dir``, ``--summary-dir``;
+``--device`` and its ``device`` fixture come from the repository's ``conftest.py``.
 """
 from __future__ import annotations
 
@@ -26,11 +26,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="a small suite (3 models, 3 sparsity levels, batch 32, 0.5 s per benchmark) for CI "
         "and smoke runs",
-    )
-    group.addoption(
-        "--device",
-        default="cpu",
-        help="torch device to run on, e.g. cpu, cuda, cuda:1 (default: cpu)",
     )
     group.addoption(
         "--batch-size",
@@ -73,15 +68,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    chosen = config.getoption("device")
-    try:
-        device = torch.device(chosen)
-    except RuntimeError:
-        raise pytest.UsageError(
-            f"--device must be a torch device such as cpu, cuda or cuda:1, got {chosen!r}."
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise pytest.UsageError(f"--device is {device}, but CUDA is not available here.")
     batch_size = config.getoption("batch_size")
     if batch_size is not None and batch_size < 1:
         raise pytest.UsageError(f"--batch-size must be a positive int, got {batch_size}.")
@@ -102,12 +88,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def quick(pytestconfig: pytest.Config) -> bool:
     """Whether ``--quick`` was given."""
     return bool(pytestconfig.getoption("quick"))
-
-
-@pytest.fixture(scope="session")
-def device(pytestconfig: pytest.Config) -> torch.device:
-    """The ``--device`` to run on."""
-    return torch.device(pytestconfig.getoption("device"))
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 tests (``pytest --device cuda``) and the benchmarks (``pytest benchmarks --device cuda``) on a GPU."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -22,6 +24,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--device must be a torch device such as cpu or cuda, got {chosen!r}.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise pytest.UsageError(f"--device is {device}, but CUDA is not available here.")
+    if device.type == "cpu" and not torch.cuda.is_initialized():
+        # On the CPU run, a GPU must not be picked up by code that chooses a device itself
+        # (ExperimentConfig's device="auto"): the default run is the CPU run everywhere.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,28 @@ from tqdm.auto import tqdm
 
 from lth_prune import distributed
 
-__all__ = ["Evaluation", "LearningRateSchedule", "TrainResult", "evaluate", "train"]
+__all__ = ["DivergenceError", "Evaluation", "LearningRateSchedule", "TrainResult", "evaluate", "train"]
 
 Batches = Iterable[tuple[Tensor, Tensor]]
+# On an accelerator the loss is checked every this many steps (one device sync each), on the CPU
+# at every step (reading a scalar there costs about a microsecond).
+_CHECK_EVERY = 100
+
+
+class DivergenceError(RuntimeError):
+    """Training stopped because the loss became NaN or infinite.
+
+    Attributes:
+        step: the schedule step whose loss was not finite.
+        loss: that loss (``nan``, ``inf`` or ``-inf``).
+        bad_inputs: whether that step's input batch itself held non-finite values.
+    """
+
+    def __init__(self, message: str, step: int, loss: float, bad_inputs: bool) -> None:
+        super().__init__(message)
+        self.step = step
+        self.loss = loss
+        self.bad_inputs = bad_inputs
 
 
 @dataclass(frozen=True)
@@ -157,6 +176,9 @@ def train(
     Raises:
         ValueError: if ``iterations <= start_iteration`` or ``eval_every < 1``, or a batch
             source yields nothing.
+        DivergenceError: if the loss becomes NaN or infinite; training stops there (on the
+            CPU before that step changes the weights) and the message names the step, the
+            learning rate and whether the inputs were at fault.
     """
     if iterations <= start_iteration:
         raise ValueError(
@@ -169,6 +191,7 @@ def train(
     model.train()
     bar = tqdm(total=iterations - start_iteration, desc=description, disable=not progress, leave=False)
     step = start_iteration
+    guard = _FiniteLoss()
     for inputs, targets in _forever(train_batches):
         if device is not None:
             inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
@@ -176,10 +199,13 @@ def train(
             group["lr"] = schedule(step)
         optimizer.zero_grad(set_to_none=True)
         loss = _loss(model, inputs, targets)
+        guard.watch(loss, step, inputs, schedule)
         loss.backward()
         optimizer.step()
         step += 1
         bar.update(1)
+        if step % _CHECK_EVERY == 0 or step % eval_every == 0 or step >= iterations:
+            guard.check()
         if val_batches is not None and (step % eval_every == 0 or step == iterations):
             last = evaluate(model, val_batches, device)
             if best is None or last.loss < best[0]:
@@ -194,6 +220,59 @@ def train(
         return TrainResult(step - start_iteration, final, step, final, None)
     assert last is not None  # set together with best
     return TrainResult(step - start_iteration, last, best[1], best[2], best[3])
+
+
+class _FiniteLoss:
+    """Stops training at the first non-finite loss.
+
+    On the CPU each step's loss is read at once. Elsewhere the first bad step is kept in a
+    device tensor and read every :data:`_CHECK_EVERY` steps, so steps need no sync; under
+    ``torch.distributed`` every rank learns when any one diverged, so all stop together.
+    """
+
+    def __init__(self) -> None:
+        self.first_bad: Tensor | None = None
+        self.bad_inputs: dict[int, bool] = {}
+        self.rates: dict[int, float] = {}
+
+    def watch(self, loss: Tensor, step: int, inputs: Tensor, schedule: Callable[[int], float]) -> None:
+        if loss.device.type == "cpu" and distributed.world_size() == 1:
+            value = loss.item()
+            if not math.isfinite(value):
+                self._raise(step, value, not bool(torch.isfinite(inputs).all()), schedule(step))
+            return
+        bad = ~torch.isfinite(loss.detach())
+        marker = torch.where(bad, torch.tensor(step, device=loss.device), torch.tensor(-1, device=loss.device))
+        if self.first_bad is None:
+            self.first_bad = marker
+        else:
+            self.first_bad = torch.where(self.first_bad >= 0, self.first_bad, marker)
+        self.rates[step] = schedule(step)
+
+    def check(self) -> None:
+        if self.first_bad is None:
+            return
+        flag = self.first_bad.clone()
+        if distributed.world_size() > 1:
+            # -1 on every rank that is fine: the largest is the step some rank failed at, if any.
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        step = int(flag)
+        if step >= 0:
+            self._raise(step, None, False, self.rates.get(step, float("nan")))
+        self.rates.clear()
+
+    @staticmethod
+    def _raise(step: int, loss: float | None, bad_inputs: bool, lr: float) -> None:
+        cause = (
+            "the input batch of that step holds NaN or infinite values: check the data"
+            if bad_inputs else
+            f"the network diverged at learning rate {lr:g}: lower lr (or lengthen the warm-up)"
+        )
+        value = "not finite" if loss is None else str(loss)
+        raise DivergenceError(
+            f"train(): the loss is {value} at step {step}; {cause}.", step, float("nan") if loss is None else loss,
+            bad_inputs,
+        )
 
 
 def _loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:

@@ -80,11 +80,12 @@ def test_report_without_results_exits_1(tmp_path, capsys):
     assert error.startswith("lth-prune: error: ") and str(tmp_path) in error and "results.json" in error
 
 
-def test_second_run_into_the_same_directory_needs_resume(finished_run, capsys, no_training):
+def test_second_run_into_the_same_directory_needs_resume(finished_run, capsys, monkeypatch):
+    monkeypatch.setattr("lth_prune.imp.phases.train", lambda *args, **kwargs: pytest.fail("nothing may be trained"))
     out, _, _ = finished_run
     before = (out / "results.json").read_text()
     assert cli.main(["run", *FAST, "--out", str(out)]) == 2
-    assert f"{out} already holds a run; pass --resume" in capsys.readouterr().err
+    assert f"{out}' already holds a run; pass resume=True (--resume)" in capsys.readouterr().err
     assert (out / "results.json").read_text() == before
 
 
@@ -153,7 +154,7 @@ def test_values_are_converted_by_field_type(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--rate", "1.5"], "rate must be >= 0.0 and <= 1.0, got 1.5."),
+        (["--rate", "1.5"], "rate must be >= 0.0 and < 1.0, got 1.5."),
         (["--rewind", "step"], "rewind_step must be >= 1 when rewind='step', got 0."),
         (["--seeds", "0", "0"], "seeds must be distinct, got [0, 0]."),
         (["--device", "tpu"], "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'tpu'."),

@@ -10,7 +10,7 @@ from lth_prune.imp import ExperimentConfig
 @pytest.mark.parametrize(
     ("changes", "error", "message"),
     [
-        ({"rate": 1.5}, ValueError, r"rate must be >= 0.0 and <= 1.0, got 1.5"),
+        ({"rate": 1.5}, ValueError, r"rate must be >= 0.0 and < 1.0, got 1.5"),
         ({"model": "lenet5"}, ValueError, r"model must be one of \[.*'lenet300_100'.*\], got 'lenet5'"),
         ({"dataset": "imagenet"}, ValueError, r"dataset must be one of \[.*'digits'.*\], got 'imagenet'"),
         ({"rewind": "step"}, ValueError, r"rewind_step must be >= 1 when rewind='step', got 0"),

@@ -33,8 +33,8 @@ def _expected_layer_counts(totals: list[int], rates: list[float], rounds: int) -
     return counts
 
 
-def test_levels_rates_and_record_keys():
-    config = ExperimentConfig(**{**FAST, "rounds": 3, "controls": ("random_reinit", "random_pruning")})
+def test_levels_rates_and_record_keys(device):
+    config = ExperimentConfig(**{**FAST, "rounds": 3, "controls": ("random_reinit", "random_pruning"), "device": str(device)})
     results = imp.run(config, progress=False)
     assert [level["level"] for level in results.levels] == [0, 1, 2, 3]
     # LeNet-300-100 on 8x8: fc 64x300, 300x100 at 20 %, output 100x4 at 10 %
@@ -115,8 +115,8 @@ RESUMED = {
 
 
 @pytest.mark.parametrize("variant", sorted(RESUMED))
-def test_a_run_killed_after_a_level_resumes_to_the_same_result(variant, tmp_path, monkeypatch):
-    config = ExperimentConfig(**{**FAST, "rounds": 3, "controls": imp.CONTROLS, **RESUMED[variant]})
+def test_a_run_killed_after_a_level_resumes_to_the_same_result(variant, tmp_path, monkeypatch, device):
+    config = ExperimentConfig(**{**FAST, "rounds": 3, "controls": imp.CONTROLS, **RESUMED[variant], "device": str(device)})
     whole = imp.run(config, run_dir=tmp_path / "whole", progress=False)
     original, saved = RunStore.save_level, []
 
@@ -219,7 +219,7 @@ def test_masked_training_and_torch_hooks_find_the_same_ticket():
 # Correct predictions on the 359 digits test images per level: ticket, no retraining, random
 # reinit, random pruning. Measured before the experiment side was rebuilt around run store,
 # rewind policies and branches; an uninterrupted run must keep giving exactly these.
-PINNED_RUN = dict(rounds=3, epochs=2.0, controls=("random_reinit", "random_pruning"))
+PINNED_RUN = dict(rounds=3, epochs=2.0, controls=("random_reinit", "random_pruning"), device="cpu")
 PINNED_COUNTS = {
     "init": ({}, [[339, None, None, None], [338, 337, 331, 335], [336, 334, 326, 329], [339, 328, 323, 315]]),
     "step": (dict(rewind="step", rewind_step=5),

@@ -189,8 +189,6 @@ def _run_command(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     out = args.out if args.out is not None else Path("runs") / config.run_name()
-    if RunStore(out).holds_run() and not args.resume:
-        return fail(f"{out} already holds a run; pass --resume to continue it, or choose another --out.", 2)
     try:
         results = imp.run(config, run_dir=out, resume=args.resume, progress=False if args.quiet else None)
         paths = report.plot_run(out) if int(os.environ.get("RANK", "0")) == 0 else []
@@ -242,6 +240,8 @@ def _print_analysis(args: argparse.Namespace, results: imp.Results) -> list[Path
         raise ValueError(f"--seed must be one of the run's seeds {list(results.config.seeds)}, got {seed}.")
     levels = analysis.finished_levels(args.run_dir, seed)
     level = levels[-1] if args.level is None else args.level
+    if level not in levels:
+        raise ValueError(f"--level must be a finished level of seed {seed} ({levels}), got {level}.")
     print()
     print(anatomy.format_layers(results, tablefmt=args.tablefmt))
     print()

@@ -122,6 +122,11 @@ class ExperimentConfig:
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
                 object.__setattr__(self, name, tuple(value))
+            else:
+                # A lone string would be taken as its letters, a lone int is not iterable.
+                raise TypeError(
+                    f"ExperimentConfig: {name} must be a list or tuple, got {value!r}; pass ({value!r},)."
+                )
         if isinstance(self.data_dir, os.PathLike):
             object.__setattr__(self, "data_dir", os.fspath(self.data_dir))
         _validate(self)
@@ -237,8 +242,11 @@ def _validate(config: ExperimentConfig) -> None:
     _choice(config, "rewind", REWIND_MODES)
     for name in ("lr", "epochs"):
         _number(config, name, low=0.0, low_open=True)
-    for name in ("momentum", "rate", "conv_rate", "sparse_density"):
+    for name in ("momentum", "sparse_density"):
         _number(config, name, low=0.0, high=1.0)
+    # A round that prunes every remaining weight of a layer leaves nothing of it to train.
+    for name in ("rate", "conv_rate"):
+        _number(config, name, low=0.0, high=1.0, high_open=True)
     _number(config, "weight_decay", low=0.0)
     _integer(config, "batch_size", low=1)
     _integer(config, "rounds", low=0)
@@ -249,7 +257,7 @@ def _validate(config: ExperimentConfig) -> None:
         if getattr(config, name) is not None:
             _integer(config, name, low=low)
     if config.output_rate is not None:
-        _number(config, "output_rate", low=0.0, high=1.0)
+        _number(config, "output_rate", low=0.0, high=1.0, high_open=True)
     if config.val_size is not None:
         _number(config, "val_size", low=0.0, low_open=True)
     for control in config.controls:
@@ -307,14 +315,17 @@ def _choice(config: ExperimentConfig, name: str, valid: tuple[str, ...] | list[s
 
 
 def _number(config: ExperimentConfig, name: str, low: float | None = None, high: float | None = None,
-            low_open: bool = False) -> None:
+            low_open: bool = False, high_open: bool = False) -> None:
     value = getattr(config, name)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"ExperimentConfig: {name} must be a number, got {value!r}.")
     if not math.isfinite(value):
         raise ValueError(f"ExperimentConfig: {name} must be a finite number, got {value}.")
-    if (low is not None and (value < low or (low_open and value == low))) or (high is not None and value > high):
-        bounds = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+    too_low = low is not None and (value < low or (low_open and value == low))
+    too_high = high is not None and (value > high or (high_open and value == high))
+    if too_low or too_high:
+        bounds = f"{'>' if low_open else '>='} {low}" + (
+            f" and {'<' if high_open else '<='} {high}" if high is not None else "")
         raise ValueError(f"ExperimentConfig: {name} must be {bounds}, got {value}.")
 
 

@@ -106,12 +106,19 @@ def run(
             torch.distributed.destroy_process_group()
 
 
-def _check_run_dir(config: ExperimentConfig, store: RunStore | None, run_dir: Any, resume: bool) -> None:
-    """Check ``run_dir`` against ``resume`` and the config it holds; write nothing."""
+def _check_run_dir(config: ExperimentConfig, store: RunStore | None, run_dir: Any, resume: bool) -> bool:
+    """Check ``run_dir`` against ``resume`` and the config it holds; write nothing.
+
+    Returns:
+        Whether the run starts afresh (its config is to be written): a new directory, or one
+        whose run finished no level (a start that failed), which takes the new settings.
+    """
     if store is None:
         if resume:
             raise ValueError("run(): resume=True needs run_dir, the directory of the run to continue.")
-        return
+        return True
+    if store.run_dir.exists() and not store.run_dir.is_dir():
+        raise ValueError(f"run(): run_dir must be a directory, got {str(run_dir)!r}, which is a file.")
     saved = store.read_config()
     if saved is None:
         if resume:
@@ -119,7 +126,9 @@ def _check_run_dir(config: ExperimentConfig, store: RunStore | None, run_dir: An
                 f"run(): resume=True needs a run in run_dir, got {str(run_dir)!r}, which holds none; check the "
                 "directory, or start the run without resume (--resume)."
             )
-        return
+        return True
+    if not any(store.finished_levels(seed) for seed in saved.seeds):
+        return True  # nothing would be mixed: the settings may change
     if not resume:
         raise ValueError(
             f"run(): run_dir {str(run_dir)!r} already holds a run; pass resume=True (--resume) to "
@@ -131,6 +140,7 @@ def _check_run_dir(config: ExperimentConfig, store: RunStore | None, run_dir: An
     )
     if differs:
         raise ValueError(f"run(): resume needs the config the run started with; these settings differ: {differs}.")
+    return False
 
 
 @contextlib.contextmanager
@@ -141,8 +151,7 @@ def _writing(writer: RunStore | None, config: ExperimentConfig, resume: bool) ->
         return
     with writer.lock():
         # Checked again under the lock: another run may have started here since the first check.
-        _check_run_dir(config, writer, writer.run_dir, resume)
-        if not resume:
+        if _check_run_dir(config, writer, writer.run_dir, resume):
             writer.write_config(config)
         yield
 

@@ -20,7 +20,7 @@ from lth_prune.imp.seeding import derive_seed
 from lth_prune.imp.setup import Setup, make_optimizer
 from lth_prune.masks import sparsity_report
 from lth_prune.sparse import masked_training
-from lth_prune.training import LearningRateSchedule, evaluate, train
+from lth_prune.training import DivergenceError, LearningRateSchedule, evaluate, train
 
 __all__ = ["sparsity_record", "train_network", "trainer"]
 
@@ -67,12 +67,25 @@ def train_network(
             # Each rank trains on its shard of every batch; DDP averages the gradients.
             device_ids = [setup.device] if setup.device.type == "cuda" else None
             trained = DistributedDataParallel(net, device_ids=device_ids)
-        outcome = train(
-            trained, optimizer, train_loader, schedule or setup.schedule,
-            iterations=setup.iterations, start_iteration=start, val_batches=setup.val_loader,
-            test_batches=setup.test_loader, eval_every=setup.eval_every, progress=setup.progress,
-            description=f"level {level} {phase.replace('_', ' ')}",
-        )
+        try:
+            outcome = train(
+                trained, optimizer, train_loader, schedule or setup.schedule,
+                iterations=setup.iterations, start_iteration=start, val_batches=setup.val_loader,
+                test_batches=setup.test_loader, eval_every=setup.eval_every, progress=setup.progress,
+                description=f"level {level} {phase.replace('_', ' ')}",
+            )
+        except DivergenceError as error:
+            kept = "nothing had finished" if level == 0 else f"levels 0 to {level - 1} of seed {seed} are finished"
+            advice = (
+                "fix the data, then resume (--resume) to train this level again" if error.bad_inputs else
+                "start it again with other settings (a run with no finished level takes them; "
+                "one with finished levels needs another directory)"
+            )
+            raise DivergenceError(
+                f"run(): level {level} ({phase.replace('_', ' ')}) of seed {seed} stopped: "
+                f"{str(error).removeprefix('train(): ')} {kept.capitalize()}; {advice}.",
+                error.step, error.loss, error.bad_inputs,
+            ) from error
     test = evaluate(net, setup.test_loader)
     return {
         "iterations": outcome.iterations,

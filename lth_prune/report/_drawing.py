@@ -77,7 +77,7 @@ def curve(axes: Any, levels: Sequence[dict[str, Any]], key: str, label: str, sty
     """Draw ``key`` against percent of weights remaining, with error bars when ``several`` seeds."""
     points = [
         (100.0 * level["weights_remaining"], scale * level[key], scale * (level.get(key + "_std") or 0.0))
-        for level in levels if measured(level.get(key))
+        for level in levels if measured(level.get(key)) and level["weights_remaining"] > 0
     ]
     if not points:
         return
@@ -98,7 +98,14 @@ def legend(axes: Any) -> None:
 
 
 def sparsity_axis(axes: Any, levels: Sequence[dict[str, Any]]) -> None:
-    """Log axis of percent remaining, reversed (sparser to the right), labelled at the levels."""
+    """Log axis of percent remaining, reversed (sparser to the right), labelled at the levels.
+
+    A level with no weight left has no place on a log axis and gets no tick (its points are
+    not drawn either, see :func:`curve`).
+    """
+    levels = [level for level in levels if level["weights_remaining"] > 0]
+    if not levels:
+        return
     percents = [100.0 * level["weights_remaining"] for level in levels]
     labels = percent_labels([level["weights_remaining"] for level in levels])
     labels = ["100" if p >= 99.95 else label for p, label in zip(percents, labels)]

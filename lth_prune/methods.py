@@ -1,4 +1,4 @@
-"""Pruning methods: :class:`LotteryTicket` and layer-wise pruning at the paper's rates.
+"""Pruning methods: :class:`ScorePruning`, :class:`LotteryTicket`, and layer-wise pruning at the paper's rates.
 
 :class:`LotteryTicket` is a :class:`torch.nn.utils.prune.BasePruningMethod`, so it is used the
 standard way::
@@ -24,6 +24,7 @@ from lth_prune._reparam import ModuleOrName, collapse, output_layer, prunable_la
 
 __all__ = [
     "LotteryTicket",
+    "ScorePruning",
     "PruningRates",
     "lottery_ticket_unstructured",
     "prunable",
@@ -33,38 +34,47 @@ __all__ = [
 Amount = Union[int, float]
 
 
-class LotteryTicket(prune.BasePruningMethod):
-    """Magnitude pruning for lottery tickets: prune the unpruned weights of smallest ``|w|``.
+class ScorePruning(prune.BasePruningMethod):
+    """Prune the still-unpruned entries of lowest score: the base of every criterion here.
 
     Only entries that are still unpruned (``default_mask == 1``) are ranked, so round after
     round a float ``amount`` is a fraction of what remains, exactly ``round(amount *
-    remaining)`` more weights are pruned, and a pruned weight never comes back. Ties in
-    magnitude are broken by position: the entry with the lower flat index is pruned first.
+    remaining)`` more entries are pruned, and a pruned entry never comes back. Ties are broken
+    by position: the entry with the lower flat index is pruned first; a NaN score ranks last.
+
+    What is ranked is :meth:`rank` of the tensor ``compute_mask`` is given: the
+    ``importance_scores`` of ``prune.global_unstructured`` or :meth:`apply`, else the weights.
+    A subclass sets how scores are made (:class:`LotteryTicket`: their magnitude; the
+    criteria of :mod:`lth_prune.criteria`: a score function of the network).
 
     Args:
-        amount: a float in [0, 1], the fraction of the still-unpruned weights to prune, or a
-            non-negative int, the number of still-unpruned weights to prune.
+        amount: a float in [0, 1], the fraction of the still-unpruned entries to prune, or a
+            non-negative int, the number of still-unpruned entries to prune.
 
     Raises:
         TypeError: if ``amount`` is not an int or a float.
         ValueError: if ``amount`` is a float outside [0, 1] or a negative int.
 
     Example:
-        >>> import torch.nn.utils.prune as prune
-        >>> layer = torch.nn.Linear(10, 10)
-        >>> prune.global_unstructured([(layer, "weight")], pruning_method=LotteryTicket, amount=0.2)
-        >>> int((layer.weight_mask == 0).sum())
-        20
+        >>> layer = torch.nn.Linear(4, 1)
+        >>> scores = torch.tensor([[4.0, -1.0, 3.0, 2.0]])
+        >>> _ = ScorePruning.apply(layer, "weight", amount=2, importance_scores=scores)
+        >>> layer.weight_mask.tolist()
+        [[1.0, 0.0, 1.0, 0.0]]
     """
 
     PRUNING_TYPE = "unstructured"
 
     def __init__(self, amount: Amount) -> None:
-        _validate_amount(amount, "LotteryTicket()")
+        _validate_amount(amount, f"{type(self).__name__}()")
         self.amount = amount
 
+    def rank(self, scores: Tensor) -> Tensor:
+        """The values ranked, lowest pruned first: ``scores`` as they are."""
+        return scores
+
     def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
-        """Return ``default_mask`` with the smallest-magnitude unpruned entries of ``t`` zeroed.
+        """Return ``default_mask`` with the lowest-ranked unpruned entries of ``t`` zeroed.
 
         Args:
             t: importance scores (the weights, or scores given by the caller), any shape.
@@ -80,11 +90,11 @@ class LotteryTicket(prune.BasePruningMethod):
         mask = default_mask.clone(memory_format=torch.contiguous_format)
         alive = (default_mask != 0).reshape(-1)
         remaining = int(alive.sum())
-        to_prune = _count_to_prune(self.amount, remaining, "LotteryTicket.compute_mask()")
+        to_prune = _count_to_prune(self.amount, remaining, f"{type(self).__name__}.compute_mask()")
         if to_prune == 0:
             return mask
         alive_index = alive.nonzero().squeeze(1)
-        scores = t.detach().reshape(-1)[alive_index].abs()
+        scores = self.rank(t.detach().reshape(-1)[alive_index])
         mask.view(-1)[alive_index[_smallest(scores, to_prune)]] = 0
         return mask
 
@@ -112,11 +122,20 @@ class LotteryTicket(prune.BasePruningMethod):
 
         Raises:
             TypeError: if ``module`` is not an ``nn.Module`` or ``amount`` has the wrong type.
-            ValueError: if ``name`` is not a parameter of ``module`` or ``amount`` is out of
-                range.
+            ValueError: if ``name`` is not a parameter of ``module``, ``amount`` is out of
+                range, or ``importance_scores`` does not have the tensor's shape.
         """
-        _validate_amount(amount, "LotteryTicket.apply()")
-        _validate_target(module, name, "LotteryTicket.apply()")
+        caller = f"{cls.__name__}.apply()"
+        _validate_amount(amount, caller)
+        _validate_target(module, name, caller)
+        if importance_scores is not None:
+            target = module._parameters.get(name + "_orig", module._parameters.get(name))
+            if not isinstance(importance_scores, Tensor) or importance_scores.shape != target.shape:
+                got = tuple(importance_scores.shape) if isinstance(importance_scores, Tensor) else type(importance_scores).__name__
+                raise ValueError(
+                    f"{caller}: importance_scores must be a tensor of the shape of {name}, "
+                    f"{tuple(target.shape)}, got {got}."
+                )
         super().apply(module, name, amount=amount, importance_scores=importance_scores)
         # Uncollapsed, the hook leaves a non-leaf `weight` that copy.deepcopy refuses.
         collapse(module)
@@ -124,6 +143,35 @@ class LotteryTicket(prune.BasePruningMethod):
             hook for hook in module._forward_pre_hooks.values()
             if isinstance(hook, prune.BasePruningMethod) and hook._tensor_name == name
         )
+
+
+class LotteryTicket(ScorePruning):
+    """Magnitude pruning for lottery tickets: prune the unpruned weights of smallest ``|w|``.
+
+    A :class:`ScorePruning` that ranks magnitudes: exactly ``round(amount * remaining)`` more
+    weights are pruned each round, only among those still unpruned, and a pruned weight never
+    comes back. Ties in magnitude are broken by position: the entry with the lower flat index is
+    pruned first.
+
+    Args:
+        amount: a float in [0, 1], the fraction of the still-unpruned weights to prune, or a
+            non-negative int, the number of still-unpruned weights to prune.
+
+    Raises:
+        TypeError: if ``amount`` is not an int or a float.
+        ValueError: if ``amount`` is a float outside [0, 1] or a negative int.
+
+    Example:
+        >>> import torch.nn.utils.prune as prune
+        >>> layer = torch.nn.Linear(10, 10)
+        >>> prune.global_unstructured([(layer, "weight")], pruning_method=LotteryTicket, amount=0.2)
+        >>> int((layer.weight_mask == 0).sum())
+        20
+    """
+
+    def rank(self, scores: Tensor) -> Tensor:
+        """Magnitudes: the smallest ``|w|`` is pruned first."""
+        return scores.abs()
 
 
 @dataclass(frozen=True)

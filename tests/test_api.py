@@ -10,7 +10,11 @@ from lth_prune import imp
 def test_top_level_names():
     assert sorted(lth_prune.__all__) == sorted([
         "__version__",
-        "LotteryTicket", "lottery_ticket_unstructured",
+        "LotteryTicket", "lottery_ticket_unstructured", "ScorePruning",
+        "SNIP", "snip_unstructured", "snip_scores", "GraSP", "grasp_unstructured", "grasp_scores",
+        "SynFlow", "synflow_unstructured", "synflow_scores", "MagnitudeAtInit", "magnitude_at_init_unstructured",
+        "magnitude_scores", "RandomAtInit", "random_at_init_unstructured", "random_scores", "prune_at_init",
+        "GradualMagnitudePruning",
         "prunable", "PruningRates", "prune_layerwise",
         "Rewinder", "register_rewind_hooks", "rewind",
         "LayerSparsity", "sparsity", "sparsity_report", "get_masks", "set_masks", "collapse_masks",

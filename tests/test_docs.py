@@ -24,6 +24,7 @@ PUBLIC_MODULES = (
     "lth_prune.models",
     "lth_prune.data",
     "lth_prune.training",
+    "lth_prune.criteria",
     "lth_prune.sparse",
     "lth_prune.sparse.kernels",
     "lth_prune.distributed",

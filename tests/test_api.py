@@ -35,10 +35,11 @@ def test_lottery_ticket_is_a_torch_pruning_method():
 
 def test_experiment_names():
     assert sorted(imp.__all__) == sorted(
-        ["ExperimentConfig", "PRESETS", "REWIND_MODES", "CONTROLS", "run", "Results", "METRICS"]
+        ["ExperimentConfig", "PRESETS", "REWIND_MODES", "CONTROLS", "METHODS", "run", "Results", "METRICS"]
     )
     assert imp.REWIND_MODES == ("init", "step", "lr", "finetune")
-    assert imp.CONTROLS == ("random_reinit", "random_pruning")
+    assert imp.CONTROLS == ("random_reinit", "random_pruning", "inverted_scores")
+    assert imp.METHODS == ("imp", "snip", "grasp", "synflow", "magnitude-init", "random", "gmp")
 
 
 def test_public_callables_are_documented():

@@ -31,6 +31,7 @@ PUBLIC_MODULES = (
     "lth_prune.imp",
     "lth_prune.imp.branches",
     "lth_prune.imp.rewinding",
+    "lth_prune.imp.searches",
     "lth_prune.imp.rundir",
     "lth_prune.imp.transfer",
     "lth_prune.analysis",

@@ -10,7 +10,7 @@ import torch
 
 from lth_prune import analysis, imp, report
 from lth_prune.data import make_synthetic
-from lth_prune.imp.transfer import read_transfer, resize_inputs, transfer
+from lth_prune.imp.transfer import default_controls, read_transfer, resize_inputs, transfer
 from lth_prune.tickets import read_ticket
 
 # The module, not the function of the same name that lth_prune.imp may re-export.
@@ -42,7 +42,7 @@ def source_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def transferred(source_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, imp.Results]:
     """Those tickets trained on a 5-class synthetic set, with both controls."""
     run_dir = tmp_path_factory.mktemp("transfer") / "target"
-    target = SOURCE.replace(controls=imp.CONTROLS)
+    target = SOURCE.replace(controls=default_controls())
     return run_dir, transfer(source_run, target, data=_target_data(), run_dir=run_dir, progress=False)
 
 
@@ -69,7 +69,7 @@ def test_transfer_between_data_sets_with_different_class_counts(source_run, tran
     assert results.levels[0]["random_reinit_accuracy"] is None and results.levels[0]["random_pruning_accuracy"] is None
     for level in results.levels[1:]:
         assert 0.0 <= level["random_reinit_accuracy"] <= 1.0 and 0.0 <= level["random_pruning_accuracy"] <= 1.0
-    assert results.config.dataset == "synthetic" and results.config.controls == imp.CONTROLS
+    assert results.config.dataset == "synthetic" and results.config.controls == default_controls()
 
 
 def test_transfer_run_directory_has_the_usual_form(source_run, transferred):
@@ -119,7 +119,7 @@ def test_the_controls_start_from_the_same_distribution_as_the_ticket(source_run,
         return real_train(model, *args, description=description, **kwargs)
 
     monkeypatch.setattr(transfer_module_phases, "train", measuring)
-    transfer(source_run, SOURCE.replace(controls=imp.CONTROLS), data=_target_data(), run_dir=tmp_path / "t", progress=False)
+    transfer(source_run, SOURCE.replace(controls=default_controls()), data=_target_data(), run_dir=tmp_path / "t", progress=False)
     for level in (1, 2):
         # Glorot-normal initial values are never exactly 0; before the fix 40-60 % of these were.
         assert zeros[f"level {level} transferred ticket"] == 0.0

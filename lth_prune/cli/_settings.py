@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Collection, Sequence
 
 from lth_prune import data, imp, models
+from lth_prune.criteria import CRITERIA
 from lth_prune.imp.branches import branch_names
 from lth_prune.imp.config import DECAYS, OPTIMIZERS, PRUNING_MODES
 
@@ -26,6 +27,7 @@ _CHOICES: dict[str, Callable[[], Sequence[str]]] = {
     "decay": lambda: DECAYS,
     "pruning": lambda: PRUNING_MODES,
     "rewind": lambda: imp.REWIND_MODES,
+    "method": lambda: ("imp", *CRITERIA, "gmp"),
     "controls": branch_names,
 }
 _NONE = "none"

@@ -10,7 +10,7 @@ from typing import Any
 from lth_prune import imp, report
 from lth_prune.cli._settings import WIDTH, HelpFormatter, add_setting_arguments, config_from_args, fail, show_default
 from lth_prune.imp.rundir import RunDirectoryError, RunStore, TicketPath
-from lth_prune.imp.transfer import read_transfer, transfer
+from lth_prune.imp.transfer import default_controls, read_transfer, transfer
 
 # The settings of how a network trains on the target data; how the source pruned stays its own.
 TRANSFER_SETTINGS = (
@@ -79,7 +79,7 @@ def _command(args: argparse.Namespace) -> int:
         if saved is None:
             return fail(f"{source} has no config.json; --ticket must name a run directory written by lth-prune run.", 1)
         # Both controls unless --controls says otherwise: a transfer means little without them.
-        config = config_from_args(args, base=saved if hasattr(args, "controls") else saved.replace(controls=imp.CONTROLS))
+        config = config_from_args(args, base=saved if hasattr(args, "controls") else saved.replace(controls=default_controls()))
     except RunDirectoryError as error:
         return fail(error, 1)
     except (ValueError, TypeError) as error:
@@ -111,7 +111,7 @@ def _command(args: argparse.Namespace) -> int:
 
 def _default_text(name: str, default: Any) -> str:
     if name == "controls":
-        return show_default(imp.CONTROLS)
+        return show_default(default_controls())
     return "the source run's"
 
 

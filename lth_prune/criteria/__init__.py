@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from lth_prune.criteria.base import CRITERIA, Criterion, Scores, criterion, prune_at_init, register_criterion
 from lth_prune.criteria.gradual import GradualMagnitudePruning
-from lth_prune.criteria.grasp import GraSP, grasp_scores, grasp_unstructured
-from lth_prune.criteria.magnitude import MagnitudeAtInit, magnitude_at_init_unstructured, magnitude_scores
-from lth_prune.criteria.random import RandomAtInit, random_at_init_unstructured, random_scores
-from lth_prune.criteria.snip import SNIP, snip_scores, snip_unstructured
-from lth_prune.criteria.synflow import SynFlow, synflow_scores, synflow_unstructured
+
+# Importing a criterion registers it; this order is the order of the CLI's --method choices.
+from lth_prune.criteria.snip import SNIP, snip_scores, snip_unstructured  # isort: skip
+from lth_prune.criteria.grasp import GraSP, grasp_scores, grasp_unstructured  # isort: skip
+from lth_prune.criteria.synflow import SynFlow, synflow_scores, synflow_unstructured  # isort: skip
+from lth_prune.criteria.magnitude import MagnitudeAtInit, magnitude_at_init_unstructured, magnitude_scores  # isort: skip
+from lth_prune.criteria.random import RandomAtInit, random_at_init_unstructured, random_scores  # isort: skip
 
 __all__ = [
     # the criteria, their functional twins and score functions

@@ -95,7 +95,7 @@ def prune_at_init(
     rounds: int | None = None,
     exclude: Iterable[ModuleOrName] = (),
     **options: Any,
-) -> None:
+) -> Scores:
     """Prune ``model`` by a criterion's scores until ``remaining`` weights are left.
 
     With ``rounds > 1`` the network is scored again after every round, and round ``k`` of
@@ -112,6 +112,9 @@ def prune_at_init(
         exclude: layers never pruned, as names or modules.
         **options: passed to the score function (e.g. GraSP's ``temperature``).
 
+    Returns:
+        The scores of the last round (what the final mask was chosen by).
+
     Raises:
         TypeError: if ``method`` is not a :class:`Criterion` subclass.
         ValueError: if ``remaining`` is negative or more than there are weights, names a layer
@@ -120,7 +123,7 @@ def prune_at_init(
     Example:
         >>> from lth_prune.criteria import SynFlow
         >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
-        >>> prune_at_init(net, SynFlow, remaining=30, rounds=10, input_shape=(1, 4, 4))
+        >>> _ = prune_at_init(net, SynFlow, remaining=30, rounds=10, input_shape=(1, 4, 4))
         >>> int(net[1].weight_mask.sum() + net[3].weight_mask.sum())
         30
     """
@@ -129,6 +132,7 @@ def prune_at_init(
     if method.needs_data and batches is None:
         raise ValueError(f"prune_at_init(): {method.__name__} scores a network on data; pass batches=.")
     rounds = method.rounds if rounds is None else rounds
+    scores: Scores = {}
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"prune_at_init(): rounds must be a positive int, got {rounds!r}.")
     named = prunable_layers(model, exclude, "prune_at_init()")
@@ -150,6 +154,7 @@ def prune_at_init(
                 alive = int(_mask(module).sum())
                 method.apply(module, "weight", amount=max(0, alive - keep), importance_scores=scores[(module, "weight")])
     prunable(model, exclude=exclude)  # collapses the rounds' masks and refreshes the weights
+    return scores
 
 
 def scored_weights(model: nn.Module) -> list[tuple[str, nn.Module, Tensor]]:

@@ -22,7 +22,7 @@ class MagnitudeAtInit(Criterion):
         >>> import torch
         >>> from lth_prune.criteria import prune_at_init
         >>> layer = torch.nn.Linear(10, 10)
-        >>> prune_at_init(layer, MagnitudeAtInit, remaining=30)
+        >>> _ = prune_at_init(layer, MagnitudeAtInit, remaining=30)
         >>> bool(layer.weight_orig[layer.weight_mask == 0].abs().max() <= layer.weight_orig[layer.weight_mask == 1].abs().min())
         True
     """

@@ -22,7 +22,7 @@ class RandomAtInit(Criterion):
     Example:
         >>> from lth_prune.criteria import prune_at_init
         >>> layer = torch.nn.Linear(10, 10)
-        >>> prune_at_init(layer, RandomAtInit, remaining=30, seed=1)
+        >>> _ = prune_at_init(layer, RandomAtInit, remaining=30, seed=1)
         >>> int(layer.weight_mask.sum())
         30
     """

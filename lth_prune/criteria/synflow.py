@@ -27,7 +27,7 @@ class SynFlow(Criterion):
     Example:
         >>> from lth_prune.criteria import prune_at_init
         >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
-        >>> prune_at_init(net, SynFlow, remaining=40, input_shape=(1, 4, 4))  # 100 rounds
+        >>> _ = prune_at_init(net, SynFlow, remaining=40, input_shape=(1, 4, 4))  # 100 rounds
         >>> int(net[1].weight_mask.sum() + net[3].weight_mask.sum())
         40
     """

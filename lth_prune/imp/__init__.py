@@ -9,7 +9,7 @@ Example:
 """
 from __future__ import annotations
 
-from lth_prune.imp.config import CONTROLS, PRESETS, REWIND_MODES, ExperimentConfig
+from lth_prune.imp.config import CONTROLS, METHODS, PRESETS, REWIND_MODES, ExperimentConfig
 from lth_prune.imp.experiment import run
 from lth_prune.imp.results import METRICS, Results
 
@@ -19,6 +19,7 @@ __all__ = [
     "PRESETS",
     "REWIND_MODES",
     "CONTROLS",
+    "METHODS",
     # running
     "run",
     # results

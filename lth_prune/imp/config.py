@@ -10,10 +10,11 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from lth_prune.criteria import CRITERIA
 from lth_prune.imp.branches import branch_names
 from lth_prune.imp.rewinding import POLICIES
 
-__all__ = ["CONTROLS", "PRESETS", "REWIND_MODES", "ExperimentConfig"]
+__all__ = ["CONTROLS", "METHODS", "PRESETS", "REWIND_MODES", "ExperimentConfig"]
 
 # Both come from their registries: a rewind policy (lth_prune.imp.rewinding) or a branch
 # (lth_prune.imp.branches) added there is a valid setting here and a choice of the CLI.
@@ -21,6 +22,9 @@ __all__ = ["CONTROLS", "PRESETS", "REWIND_MODES", "ExperimentConfig"]
 # branch registered later.
 REWIND_MODES = tuple(POLICIES)
 CONTROLS = tuple(branch_names())
+# How each level's ticket is found: iterative magnitude pruning, a criterion at initialization
+# (lth_prune.criteria's registry), or gradual magnitude pruning during training.
+METHODS = ("imp", *CRITERIA, "gmp")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DECAYS = ("constant", "cosine", "step")
 # Settings that say how a run executes, not what it computes: they are left out of the run's
@@ -52,8 +56,15 @@ class ExperimentConfig:
         iterations: training length per round in optimizer steps.
         warmup: optimizer steps of linear learning-rate warm-up.
         decay: learning-rate decay after warm-up: ``"constant"``, ``"cosine"`` or ``"step"``.
+        method: how each level's ticket is found: ``"imp"`` (iterative magnitude pruning of the
+            trained network, rewound), a criterion that prunes the freshly initialized network
+            to the level's sparsity (``"snip"``, ``"grasp"``, ``"synflow"``,
+            ``"magnitude-init"``, ``"random"``), or ``"gmp"`` (gradual magnitude pruning to the
+            level's sparsity during training, from 10 % to 75 % of the steps).
         rounds: pruning rounds; the run has ``rounds + 1`` levels (level 0 is dense).
-        pruning: ``"layerwise"`` (each layer at its own rate) or ``"global"`` (one ranking).
+        pruning: ``"layerwise"`` (each layer at its own rate) or ``"global"`` (one ranking);
+            ``None`` is ``"global"`` for the criteria at initialization and ``"layerwise"`` for
+            imp and gmp.
         rate: fraction of remaining weights pruned per round: the fully connected rate when
             layer-wise, the overall rate when global.
         conv_rate: the convolution rate when layer-wise.
@@ -98,7 +109,8 @@ class ExperimentConfig:
     warmup: int = 0
     decay: str = "constant"
     rounds: int = 12
-    pruning: str = "layerwise"
+    method: str = "imp"
+    pruning: str | None = None
     rate: float = 0.2
     conv_rate: float = 0.1
     output_rate: float | None = None
@@ -129,6 +141,9 @@ class ExperimentConfig:
                 )
         if isinstance(self.data_dir, os.PathLike):
             object.__setattr__(self, "data_dir", os.fspath(self.data_dir))
+        if self.pruning is None and isinstance(self.method, str):
+            # Resolved here, so a config (and its run name, and config.json) always says which.
+            object.__setattr__(self, "pruning", "global" if self.method in CRITERIA else "layerwise")
         _validate(self)
 
     @classmethod
@@ -238,7 +253,15 @@ def _validate(config: ExperimentConfig) -> None:
     _choice(config, "dataset", dataset_names(), normalize=True)
     _choice(config, "optimizer", OPTIMIZERS)
     _choice(config, "decay", DECAYS)
+    if config.method not in ("imp", "gmp") and config.method not in CRITERIA:
+        raise ValueError(f"ExperimentConfig: method must be one of {['imp', *CRITERIA, 'gmp']}, got {config.method!r}.")
     _choice(config, "pruning", PRUNING_MODES)
+    if config.method != "imp" and (config.rewind != "init" or config.one_shot):
+        raise ValueError(
+            f"ExperimentConfig: rewind and one_shot describe IMP; method {config.method!r} trains each level from "
+            f"initialization, so it needs rewind='init' and one_shot=False, got rewind={config.rewind!r} and "
+            f"one_shot={config.one_shot}."
+        )
     _choice(config, "rewind", REWIND_MODES)
     for name in ("lr", "epochs"):
         _number(config, name, low=0.0, low_open=True)

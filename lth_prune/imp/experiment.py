@@ -1,8 +1,9 @@
 """Iterative magnitude pruning: :func:`run` and its level loop.
 
-Each level of a seed: (level > 0) prune the previous level's trained network and measure it
-without retraining; let the rewind policy reset it; train it (the ticket); train each branch
-the config names from the level's ticket; checkpoint. Everything the loop asks is owned
+Each level of a seed: the method's search (:mod:`~lth_prune.imp.searches`; IMP: prune the
+previous level's trained network, measure it without retraining, let the rewind policy reset
+it) hands over the level's network; the loop trains it (the ticket), trains each branch the
+config names from the level's ticket, and checkpoints. Everything the loop asks is owned
 elsewhere: the settings' checks (:mod:`~lth_prune.imp.setup`), the masks
 (:mod:`~lth_prune.imp.pruning`), the rewinding (:mod:`~lth_prune.imp.rewinding`), the branches
 (:mod:`~lth_prune.imp.branches`), one network's training (:mod:`~lth_prune.imp.phases`) and
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lth_prune import distributed
@@ -25,16 +25,13 @@ from lth_prune.imp.branches import LevelTicket, get_branch
 from lth_prune.imp.config import EXECUTION_SETTINGS, ExperimentConfig
 from lth_prune.imp.jobs import map_in_workers
 from lth_prune.imp.phases import sparsity_record, train_network, trainer
-from lth_prune.imp.pruning import prune_level
 from lth_prune.imp.results import Results
-from lth_prune.imp.rewinding import RewindPoint
 from lth_prune.imp.rundir import RunStore
-from lth_prune.imp.seeding import derive_seed
-from lth_prune.imp.setup import ModelSource, Setup, make_optimizer, prepare
-from lth_prune.masks import get_masks, set_masks
-from lth_prune.rewind import Rewinder, capture_state, register_rewind_hooks, restore_state
+from lth_prune.imp.searches import search_for
+from lth_prune.imp.setup import ModelSource, Setup, prepare
+from lth_prune.masks import get_masks
+from lth_prune.rewind import capture_state
 from lth_prune.tickets import save_ticket
-from lth_prune.training import evaluate
 
 __all__ = ["run"]
 
@@ -92,6 +89,7 @@ def run(
         _check_run_dir(config, store, run_dir, resume)
         setup = prepare(config, model, data, progress, device=rank_device)
         setup.policy.check_length(setup.iterations, "run()")
+        search_for(config.method).check(setup)
         if distributed.world_size() > 1:
             torch.distributed.barrier()  # every rank has checked run_dir before rank 0 writes
         writer = store if distributed.is_main_process() else None
@@ -184,14 +182,13 @@ def _run_seed(setup: Setup, seed: int, store: RunStore | None, writer: RunStore 
 
 
 def _levels(setup: Setup, seed: int, store: RunStore | None, writer: RunStore | None) -> list[dict[str, Any]]:
-    config, policy = setup.config, setup.policy
+    config = setup.config
+    search = search_for(config.method)(setup, seed)
     records = _finished_records(store, seed)[: config.rounds + 1]
-    net = setup.build(derive_seed(seed, "init"))
-    rewinder = register_rewind_hooks(net)
-    distributed.check_identical(rewinder.rewind_point, f"the initial weights of seed {seed}")
-    point, dense_trained = RewindPoint(rewinder.rewind_point, 0), None
     if store is not None and records:
-        point, dense_trained = _resume(net, rewinder, store, seed, len(records), config.one_shot)
+        for level in range(len(records)):
+            store.ticket(level, seed)  # a damaged ticket is named now, not found by a later reader
+        search.resume(store, len(records))
     levels = tqdm(
         range(len(records), config.rounds + 1), desc=f"seed {seed}", disable=not setup.progress,
         initial=len(records), total=config.rounds + 1,
@@ -201,56 +198,28 @@ def _levels(setup: Setup, seed: int, store: RunStore | None, writer: RunStore | 
         # Present at level 0 too, unmeasured, so every level has the same keys.
         record: dict[str, Any] = {"level": level, "seed": seed, "no_retrain_accuracy": None}
         record.update({metric: None for name in config.controls for metric in get_branch(name).metrics})
-        if level > 0:
-            prune_level(net, config, level, dense_trained)
-            distributed.check_identical(get_masks(net), f"the masks of seed {seed} at level {level}")
-            record["no_retrain_accuracy"] = evaluate(net, setup.test_loader).accuracy
-            if policy.resets_weights:
-                rewinder.rewind()
-        optimizer = make_optimizer(net, config)
-        if level == 0 and policy.point_step > 0:
-            rewinder = register_rewind_hooks(net, at_step=policy.point_step, optimizer=optimizer)
+        start = search.level(level)
+        record.update(start.measured)
         record.update(train_network(
-            setup, net, seed=seed, level=level, phase="ticket", start=policy.start_step(level),
-            schedule=policy.schedule(setup.schedule, level), optimizer=optimizer,
+            setup, start.network, seed=seed, level=level, phase="ticket", start=start.start,
+            schedule=start.schedule, optimizer=start.optimizer, masked=start.masked,
         ))
-        if level == 0:
-            point = RewindPoint(rewinder.rewind_point, rewinder.rewind_step)
-            distributed.check_identical(point.state, f"the rewind point of seed {seed}")
-            if config.one_shot:
-                dense_trained = capture_state(net)
+        search.trained(level)
+        net = start.network
         record.update(sparsity_record(net))
         record["input_shape"] = list(setup.data.input_shape)
         if level > 0:
-            ticket = LevelTicket(level, seed, get_masks(net), point, setup.build)
+            ticket = LevelTicket(level, seed, get_masks(net), search.rewind_point, setup.build, scores=start.scores)
             for name in config.controls:
                 record.update(get_branch(name).run(ticket, trainer(setup, seed, level)))
         record["seconds"] = time.perf_counter() - started
         records.append(record)
         if writer is not None:
             if level == 0:
-                writer.save_rewind_point(seed, point)
+                writer.save_rewind_point(seed, search.rewind_point)
+            rewinder = search.rewinder
             writer.save_level(record, capture_state(net), get_masks(net), lambda file: save_ticket(net, file, rewinder))
     return records
-
-
-def _resume(
-    net: nn.Module, rewinder: Rewinder, store: RunStore, seed: int, finished: int, one_shot: bool
-) -> tuple[RewindPoint, dict[str, Tensor] | None]:
-    """Put the last finished level's trained network and the seed's rewind point back in place.
-
-    Returns:
-        The rewind point, and the dense trained state one-shot pruning starts from.
-    """
-    for level in range(finished):
-        store.ticket(level, seed)  # a damaged ticket is named now, not found by a later reader
-    state, masks = store.trained(finished - 1, seed)
-    set_masks(net, masks)
-    restore_state(net, state)
-    point = store.rewind_point(seed)
-    rewinder.set_rewind_point(point.state)
-    rewinder.rewind_step = point.step
-    return point, store.trained(0, seed)[0] if one_shot else None
 
 
 def _finished_records(store: RunStore | None, seed: int) -> list[dict[str, Any]]:

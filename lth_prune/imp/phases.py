@@ -35,6 +35,7 @@ def train_network(
     start: int = 0,
     schedule: LearningRateSchedule | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    masked: bool = True,
 ) -> dict[str, Any]:
     """Train ``net`` in place from step ``start`` to the end of the schedule, and measure it.
 
@@ -48,6 +49,8 @@ def train_network(
         schedule: the learning-rate schedule; default the setup's.
         optimizer: an optimizer over ``net`` made by the caller (e.g. with rewind hooks on it);
             default a fresh one from the config.
+        masked: train inside :func:`lth_prune.masked_training` when the config says so;
+            ``False`` when the masks change during training (gradual pruning).
 
     Returns:
         ``iterations``, ``test_accuracy``, ``test_loss``, ``val_accuracy``,
@@ -59,7 +62,7 @@ def train_network(
     optimizer = optimizer or make_optimizer(net, config)
     masking = (
         masked_training(net, optimizer, sparse_density=config.sparse_density)
-        if config.masked_training else contextlib.nullcontext()
+        if config.masked_training and masked else contextlib.nullcontext()
     )
     with masking:
         trained = net

@@ -1,4 +1,5 @@
-"""How a level's mask is made: one more round of magnitude pruning, or one shot from the dense net.
+"""How IMP makes a level's mask (one more round, or one shot from the dense net), and the counts a
+level's mask keeps, which every method prunes to.
 
 ``pruning`` (global or layer-wise), the rates and ``exclude`` are read here and nowhere else in
 the experiment; :func:`check_pruning` tries them on the model before anything is trained.
@@ -17,7 +18,7 @@ from lth_prune.masks import get_masks, set_masks
 from lth_prune.methods import LotteryTicket, PruningRates, prunable, prune_layerwise
 from lth_prune.rewind import restore_state
 
-__all__ = ["check_pruning", "prune_level", "remaining_after"]
+__all__ = ["check_pruning", "level_targets", "prune_level", "remaining_after"]
 
 
 def prune_level(
@@ -39,19 +40,37 @@ def prune_level(
         raise RuntimeError("prune_level(): one-shot pruning needs the dense trained state of level 0.")
     set_masks(net, {name: torch.ones_like(mask) for name, mask in get_masks(net).items()})
     restore_state(net, dense_trained)
+    targets = level_targets(net, config, level)
     pairs = prunable(net, exclude=config.exclude)
-    if config.pruning == "global":
+    if isinstance(targets, int):
         total = sum(_weight(module).numel() for module, _ in pairs)
-        prune.global_unstructured(
-            pairs, pruning_method=LotteryTicket, amount=total - remaining_after(total, config.rate, level)
-        )
+        prune.global_unstructured(pairs, pruning_method=LotteryTicket, amount=total - targets)
         return
+    for name, module in prunable_layers(net, config.exclude, "prune_level()"):
+        LotteryTicket.apply(module, "weight", amount=_weight(module).numel() - targets[name])
+
+
+def level_targets(net: nn.Module, config: ExperimentConfig, level: int) -> int | dict[str, int]:
+    """The weights ``level`` rounds leave: one total (global pruning) or a count per layer name.
+
+    What IMP reaches iteratively; one-shot pruning, the criteria at initialization and gradual
+    pruning prune straight to it, so levels of every method compare.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(10, 10), torch.nn.Linear(10, 2))
+        >>> level_targets(net, ExperimentConfig(pruning="global", rate=0.5), 2)
+        30
+        >>> level_targets(net, ExperimentConfig(rate=0.5), 1)
+        {'0': 50, '1': 15}
+    """
+    named = prunable_layers(net, config.exclude, "level_targets()")
+    if config.pruning == "global":
+        return remaining_after(sum(_weight(module).numel() for _, module in named), config.rate, level)
     rates, output = _rates(config), output_layer(net)
-    names = {id(module): name for name, module in net.named_modules()}
-    for module, name in pairs:
-        total = _weight(module).numel()
-        rate = rates.rate_for(names[id(module)], module, is_output=module is output)
-        LotteryTicket.apply(module, name, amount=total - remaining_after(total, rate, level))
+    return {
+        name: remaining_after(_weight(module).numel(), rates.rate_for(name, module, is_output=module is output), level)
+        for name, module in named
+    }
 
 
 def check_pruning(net: nn.Module, config: ExperimentConfig, caller: str) -> None:

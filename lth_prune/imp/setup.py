@@ -18,6 +18,7 @@ from torch import nn
 
 from lth_prune import distributed, models
 from lth_prune.data import DataSplits, InMemoryLoader, load_dataset, random_crop_flip
+from lth_prune.imp.branches import get_branch
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.pruning import check_pruning
 from lth_prune.imp.rewinding import RewindPolicy, policy_for
@@ -46,6 +47,7 @@ class Setup:
         progress: whether to show progress bars.
         val_loader: the validation split in evaluation batches.
         test_loader: the test split in evaluation batches.
+        needs_scores: whether a branch of the run needs the scores a level's mask was chosen by.
     """
 
     config: ExperimentConfig
@@ -58,6 +60,7 @@ class Setup:
     progress: bool
     val_loader: InMemoryLoader
     test_loader: InMemoryLoader
+    needs_scores: bool
     _factory: Callable[[int], nn.Module]
 
     def build(self, seed: int) -> nn.Module:
@@ -131,6 +134,7 @@ def prepare(
         policy=policy, progress=progress and distributed.is_main_process(),
         val_loader=InMemoryLoader(data.val_x, data.val_y, EVAL_BATCH, shuffle=False),
         test_loader=InMemoryLoader(data.test_x, data.test_y, EVAL_BATCH, shuffle=False),
+        needs_scores=any(get_branch(name).needs_scores for name in config.controls),
         _factory=factory,
     )
 

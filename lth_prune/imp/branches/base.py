@@ -28,6 +28,9 @@ class LevelTicket:
             positions included.
         build: ``init_seed -> network``: a freshly initialized, unpruned network of the run's
             architecture on the training device, built under ``torch.manual_seed(init_seed)``.
+        scores: the scores the level's mask was chosen by, by weight name (the lowest were
+            pruned), when the method has them (IMP: the trained weights' magnitudes; a criterion:
+            its scores); ``None`` otherwise.
     """
 
     level: int
@@ -35,6 +38,7 @@ class LevelTicket:
     masks: Mapping[str, Tensor]
     rewind_point: RewindPoint
     build: Callable[[int], nn.Module]
+    scores: Mapping[str, Tensor] | None = None
 
 
 class Branch:
@@ -49,11 +53,14 @@ class Branch:
         name: the registry name and the prefix of its metrics (``"random_reinit"``).
         label: how tables and figures name it (``"random reinit"``).
         metrics: the per-level measurements it records; default ``("<name>_accuracy",)``.
+        needs_scores: whether it needs :attr:`LevelTicket.scores` (a run refuses it up front
+            where the method has none).
     """
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ()
+    needs_scores: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -51,7 +51,7 @@ from lth_prune.masks import get_masks, set_masks
 from lth_prune.rewind import capture_state, register_rewind_hooks, restore_state
 from lth_prune.tickets import save_ticket
 
-__all__ = ["TRANSFER_FILE", "read_transfer", "resize_inputs", "transfer"]
+__all__ = ["TRANSFER_FILE", "default_controls", "read_transfer", "resize_inputs", "transfer"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -213,14 +213,31 @@ def _network(setup: Setup, init_seed: int, masks: Mapping[str, Tensor], state: M
     return net
 
 
+def default_controls() -> tuple[str, ...]:
+    """The branches a transfer trains unless told otherwise: every control that needs no scores
+    (a transferred ticket has no scores its mask was chosen by on the target data).
+
+    Example:
+        >>> default_controls()
+        ('random_reinit', 'random_pruning')
+    """
+    return tuple(name for name in CONTROLS if not get_branch(name).needs_scores)
+
+
 def _target_config(source_config: ExperimentConfig, target: ExperimentConfig | str) -> ExperimentConfig:
     if isinstance(target, str):
-        return source_config.replace(dataset=target, controls=CONTROLS)
+        return source_config.replace(dataset=target, controls=default_controls())
     if not isinstance(target, ExperimentConfig):
         raise TypeError(f"transfer(): target must be a data set name or an ExperimentConfig, got {type(target).__name__}.")
     if _normalized(target.model) != _normalized(source_config.model):
         raise ValueError(
             f"transfer(): target.model must be the source run's model {source_config.model!r}, got {target.model!r}."
+        )
+    needing = [name for name in target.controls if get_branch(name).needs_scores]
+    if needing:
+        raise ValueError(
+            f"transfer(): target.controls must be branches a transferred ticket can feed; {needing} need the "
+            "scores a mask was chosen by, which a transfer does not have."
         )
     return target
 

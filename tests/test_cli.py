@@ -360,6 +360,17 @@ def test_compare_prints_one_table_and_writes_the_overlay(finished_run, tmp_path,
     assert "has no results.json" in capsys.readouterr().err
 
 
+def test_compare_takes_any_number_of_runs(finished_run, tmp_path, capsys):
+    out, _, _ = finished_run
+    assert cli.main(["compare", str(out), str(out), str(out), "--out", str(tmp_path)]) == 0
+    header = [cell.strip() for cell in capsys.readouterr().out.splitlines()[0].strip("|").split("|")]
+    assert [cell for cell in header if cell.endswith("remaining (%)")] == ["A: remaining (%)", "B: remaining (%)", "C: remaining (%)"]
+    assert cli.main(["compare", str(out)]) == 2
+    assert "compare needs at least two RUN_DIRs, got 1" in capsys.readouterr().err
+    assert cli.main(["compare", str(out), str(out), "--labels", "one"]) == 2
+    assert "--labels must give one label per run (2), got 1" in capsys.readouterr().err
+
+
 def test_help_lists_transfer_and_compare(capsys):
     assert cli.main(["--help"]) == 0
     text = capsys.readouterr().out

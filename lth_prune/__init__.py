@@ -16,6 +16,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from lth_prune import models
+from lth_prune.connectivity import InterpolationPath, interpolation_path
 from lth_prune.masks import (
     LayerSparsity,
     collapse_masks,
@@ -103,6 +104,9 @@ __all__ = [
     "to_sparse",
     "SparseLinear",
     "SparseConv2d",
+    # linear mode connectivity
+    "InterpolationPath",
+    "interpolation_path",
     # tickets on disk
     "save_ticket",
     "load_ticket",

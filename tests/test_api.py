@@ -20,6 +20,7 @@ def test_top_level_names():
         "LayerSparsity", "sparsity", "sparsity_report", "get_masks", "set_masks", "collapse_masks",
         "load_pruned_state_dict",
         "save_ticket", "load_ticket",
+        "InterpolationPath", "interpolation_path",
         "MaskedTraining", "masked_training",
         "to_sparse", "SparseLinear", "SparseConv2d",
         "models",
@@ -38,7 +39,7 @@ def test_experiment_names():
         ["ExperimentConfig", "PRESETS", "REWIND_MODES", "CONTROLS", "METHODS", "run", "Results", "METRICS"]
     )
     assert imp.REWIND_MODES == ("init", "step", "lr", "finetune")
-    assert imp.CONTROLS == ("random_reinit", "random_pruning", "inverted_scores")
+    assert imp.CONTROLS == ("random_reinit", "random_pruning", "inverted_scores", "stability")
     assert imp.METHODS == ("imp", "snip", "grasp", "synflow", "magnitude-init", "random", "gmp")
 
 

@@ -28,8 +28,8 @@ def ticket() -> LevelTicket:
 
 
 def test_registry_holds_the_built_in_branches_in_order():
-    assert branch_names()[:3] == ["random_reinit", "random_pruning", "inverted_scores"] == list(imp.CONTROLS)
-    assert [get_branch(name).label for name in imp.CONTROLS] == ["random reinit", "random pruning", "inverted scores"]
+    assert branch_names()[:4] == ["random_reinit", "random_pruning", "inverted_scores", "stability"] == list(imp.CONTROLS)
+    assert [get_branch(name).label for name in imp.CONTROLS] == ["random reinit", "random pruning", "inverted scores", "instability"]
     assert get_branch("random_reinit").metrics == ("random_reinit_accuracy",)
     with pytest.raises(ValueError, match=r"get_branch\(\): name must be one of \['random_reinit', 'random_pruning'.*\], got 'shuffled'"):
         get_branch("shuffled")

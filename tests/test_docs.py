@@ -32,11 +32,13 @@ PUBLIC_MODULES = (
     "lth_prune.imp.branches",
     "lth_prune.imp.rewinding",
     "lth_prune.imp.searches",
+    "lth_prune.imp.stability",
     "lth_prune.imp.rundir",
     "lth_prune.imp.transfer",
     "lth_prune.analysis",
     "lth_prune.report",
     "lth_prune.report.anatomy",
+    "lth_prune.report.stability",
     "lth_prune.report.compare",
     "lth_prune.cli",
 )
@@ -137,7 +139,7 @@ def test_cli_reference_renders_every_subcommand_from_the_parser(monkeypatch):
     commands = [command for command, _, _ in pages]
     parser = cli.build_parser()
     subcommands = [name for name, _ in extension.subcommands(parser)]
-    assert subcommands == ["run", "report", "transfer", "compare"]
+    assert subcommands == ["run", "report", "transfer", "compare", "stability"]
     assert commands == ["lth-prune"] + [f"lth-prune {name}" for name in subcommands]
     texts = {command: text for command, _, text in pages}
     assert texts["lth-prune run"].startswith("usage: lth-prune run ")

@@ -16,7 +16,7 @@ from typing import Any, Callable, Collection, Sequence
 from lth_prune import data, imp, models
 from lth_prune.criteria import CRITERIA
 from lth_prune.imp.branches import branch_names
-from lth_prune.imp.config import DECAYS, OPTIMIZERS, PRUNING_MODES
+from lth_prune.imp.config import BATCHNORM_MODES, DECAYS, OPTIMIZERS, PRUNING_MODES
 
 PROG = "lth-prune"
 # Where the choices of a setting come from; a setting not named here takes any value of its type.
@@ -26,6 +26,7 @@ _CHOICES: dict[str, Callable[[], Sequence[str]]] = {
     "optimizer": lambda: OPTIMIZERS,
     "decay": lambda: DECAYS,
     "pruning": lambda: PRUNING_MODES,
+    "stability_batchnorm": lambda: BATCHNORM_MODES,
     "rewind": lambda: imp.REWIND_MODES,
     "method": lambda: ("imp", *CRITERIA, "gmp"),
     "controls": branch_names,

@@ -31,6 +31,7 @@ DECAYS = ("constant", "cosine", "step")
 # name and may change when a run is resumed.
 EXECUTION_SETTINGS = ("device", "data_dir", "download", "jobs")
 PRUNING_MODES = ("layerwise", "global")
+BATCHNORM_MODES = ("plain", "reestimate")
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,14 @@ class ExperimentConfig:
         rewind_step: the optimizer step rewound to when ``rewind="step"``.
         one_shot: prune to each level's sparsity in one step from the dense trained network
             instead of iteratively.
-        controls: any of ``"random_reinit"`` (the ticket's mask on a fresh initialization) and
-            ``"random_pruning"`` (a random mask with the ticket's per-layer sparsity).
+        controls: the branches trained next to the ticket at every level:
+            ``"random_reinit"`` (the ticket's mask on a fresh initialization),
+            ``"random_pruning"`` (a random mask with the ticket's per-layer sparsity),
+            ``"inverted_scores"`` (keep what the method would prune) and ``"stability"`` (two
+            copies from the rewind point, the error along the line between them).
+        stability_levels: the levels the ``stability`` branch measures; empty: every level.
+        stability_batchnorm: ``"plain"`` (BatchNorm statistics interpolated with the weights) or
+            ``"reestimate"`` (recomputed on training batches at every point of the path).
         seeds: one IMP run per seed; results give the mean and spread.
         val_size: examples held out of the training set for validation (int) or a fraction;
             ``None`` uses the data set's default.
@@ -119,6 +126,8 @@ class ExperimentConfig:
     rewind_step: int = 0
     one_shot: bool = False
     controls: tuple[str, ...] = ("random_reinit",)
+    stability_levels: tuple[int, ...] = ()
+    stability_batchnorm: str = "plain"
     seeds: tuple[int, ...] = (0,)
     val_size: int | float | None = None
     limit: int | None = None
@@ -130,7 +139,7 @@ class ExperimentConfig:
     jobs: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("exclude", "controls", "seeds"):
+        for name in ("exclude", "controls", "seeds", "stability_levels"):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
                 object.__setattr__(self, name, tuple(value))
@@ -294,6 +303,13 @@ def _validate(config: ExperimentConfig) -> None:
         raise ValueError(f"ExperimentConfig: seeds must be a non-empty list of ints, got {list(config.seeds)!r}.")
     if len(set(config.seeds)) != len(config.seeds):
         raise ValueError(f"ExperimentConfig: seeds must be distinct, got {list(config.seeds)!r}.")
+    _choice(config, "stability_batchnorm", BATCHNORM_MODES)
+    if not all(isinstance(level, int) and not isinstance(level, bool) and 0 < level <= config.rounds
+               for level in config.stability_levels):
+        raise ValueError(
+            f"ExperimentConfig: stability_levels must be pruned levels, ints in [1, rounds={config.rounds}], "
+            f"got {list(config.stability_levels)!r}."
+        )
     policy = POLICIES[config.rewind]
     policy.validate(config.rewind_step, config.one_shot)
     if config.iterations is not None:

@@ -22,7 +22,7 @@ from lth_prune.masks import sparsity_report
 from lth_prune.sparse import masked_training
 from lth_prune.training import DivergenceError, LearningRateSchedule, evaluate, train
 
-__all__ = ["sparsity_record", "train_network", "trainer"]
+__all__ = ["BranchTrainer", "sparsity_record", "train_network", "trainer"]
 
 
 def train_network(
@@ -36,6 +36,7 @@ def train_network(
     schedule: LearningRateSchedule | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     masked: bool = True,
+    end: int | None = None,
 ) -> dict[str, Any]:
     """Train ``net`` in place from step ``start`` to the end of the schedule, and measure it.
 
@@ -51,6 +52,7 @@ def train_network(
             default a fresh one from the config.
         masked: train inside :func:`lth_prune.masked_training` when the config says so;
             ``False`` when the masks change during training (gradual pruning).
+        end: the schedule step training stops at; default the schedule's end.
 
     Returns:
         ``iterations``, ``test_accuracy``, ``test_loss``, ``val_accuracy``,
@@ -73,7 +75,7 @@ def train_network(
         try:
             outcome = train(
                 trained, optimizer, train_loader, schedule or setup.schedule,
-                iterations=setup.iterations, start_iteration=start, val_batches=setup.val_loader,
+                iterations=setup.iterations if end is None else end, start_iteration=start, val_batches=setup.val_loader,
                 test_batches=setup.test_loader, eval_every=setup.eval_every, progress=setup.progress,
                 description=f"level {level} {phase.replace('_', ' ')}",
             )
@@ -100,13 +102,24 @@ def train_network(
     }
 
 
+class BranchTrainer:
+    """The :class:`~lth_prune.imp.branches.Trainer` of one level of one seed."""
+
+    def __init__(self, setup: Setup, seed: int, level: int) -> None:
+        self.setup, self.seed, self.level = setup, seed, level
+        self.config = setup.config
+        self.test_batches = setup.test_loader
+
+    def __call__(self, net: nn.Module, phase: str, start: int) -> dict[str, Any]:
+        return train_network(self.setup, net, seed=self.seed, level=self.level, phase=phase, start=start)
+
+    def train_batches(self, seed: int) -> Any:
+        return self.setup.train_loader(seed)
+
+
 def trainer(setup: Setup, seed: int, level: int) -> Trainer:
-    """The function a branch trains its network with: the full schedule from its start step."""
-
-    def train_branch(net: nn.Module, phase: str, start: int) -> dict[str, Any]:
-        return train_network(setup, net, seed=seed, level=level, phase=phase, start=start)
-
-    return train_branch
+    """What a branch trains its networks with at ``level``: the full schedule from its start step."""
+    return BranchTrainer(setup, seed, level)
 
 
 def sparsity_record(net: nn.Module) -> dict[str, Any]:

@@ -4,6 +4,7 @@ A run directory holds::
 
     config.json                  the settings (ExperimentConfig.to_dict())
     transfer.json                only in a transfer: the source run, levels, seeds, fitting
+    stability.json               only in a stability analysis: instability against rewind step
     results.json, results.csv    the aggregated results, written when the run ends
     rewind_points/seed_<S>.pt    every parameter and buffer at the rewind point, pruned
                                  positions included, and its step: where every branch starts
@@ -54,6 +55,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 _CONFIG = "config.json"
 TRANSFER_FILE = "transfer.json"
+_STABILITY = "stability.json"
 _RESULTS = "results.json"
 _RESULTS_CSV = "results.csv"
 _REWIND_POINTS = "rewind_points"
@@ -149,6 +151,24 @@ class RunStore:
     def write_transfer(self, info: dict[str, Any]) -> None:
         """Write ``transfer.json``: what a transfer says about its source."""
         self._write(self.run_dir / TRANSFER_FILE, json_bytes(info))
+
+    def write_stability(self, stability: dict[str, Any]) -> None:
+        """Write ``stability.json``: a stability analysis against the rewind step."""
+        self._write(self.run_dir / _STABILITY, json_bytes(stability))
+
+    def read_stability(self, caller: str) -> dict[str, Any]:
+        """``stability.json`` as written.
+
+        Raises:
+            FileNotFoundError: if there is none.
+            RunDirectoryError: if it is unreadable.
+        """
+        path = self.run_dir / _STABILITY
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{caller}: run_dir must hold a stability.json written by lth-prune stability, got {str(self.run_dir)!r}."
+            )
+        return read_json(path, "a stability analysis", "run lth-prune stability again into another directory")
 
     def write_results(self, results: dict[str, Any], csv_text: str) -> None:
         """Write ``results.json`` and ``results.csv``."""
@@ -253,7 +273,7 @@ class RunStore:
 
     def results_files(self) -> list[Path]:
         """The files that describe the run as a whole and exist: results, CSV, transfer."""
-        paths = [self.run_dir / name for name in (_RESULTS, _RESULTS_CSV, TRANSFER_FILE)]
+        paths = [self.run_dir / name for name in (_RESULTS, _RESULTS_CSV, TRANSFER_FILE, _STABILITY)]
         return [path for path in paths if path.is_file()]
 
     def finished_levels(self, seed: int) -> list[int]:

@@ -48,9 +48,9 @@ def check_results(function: str, results: Results) -> None:
 
 
 def branch_curves(results: Results) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(metric, label, style)`` of each branch the run measured, in registry order."""
+    """``(metric, label, style)`` of each branch whose accuracy the run measured, in registry order."""
     curves = []
-    for index, name in enumerate(results.branches):
+    for index, name in enumerate(name for name in results.branches if get_branch(name).accuracy):
         branch = get_branch(name)
         style = dict(
             color=f"C{1 + index % 6}", linestyle=_BRANCH_LINES[index % len(_BRANCH_LINES)],

@@ -31,13 +31,14 @@ from lth_prune.report._drawing import (
     sparsity_axis,
     ticket_label,
 )
+from lth_prune.report.stability import stability_figure
 
 __all__ = [
     "FIGURE_NAMES", "FIGURE_FORMATS", "accuracy_figure", "early_stop_figure", "figure_paths", "plot_results",
     "plot_run", "plot_transfer",
 ]
 
-FIGURE_NAMES = ("accuracy", "early_stop")
+FIGURE_NAMES = ("accuracy", "early_stop", "stability")
 
 
 def plot_results(results: Results, out_dir: str | os.PathLike[str]) -> list[Path]:
@@ -48,14 +49,16 @@ def plot_results(results: Results, out_dir: str | os.PathLike[str]) -> list[Path
     network before retraining, with the dense accuracy as a dashed line and error bars (one
     standard deviation over seeds) when there are several seeds. ``early_stop.png`` /
     ``.svg``: the ticket's early-stopping iteration against the same axis (skipped when the
-    run did not record it).
+    run did not record it). ``stability.png`` / ``.svg``: the ticket's instability against the
+    same axis, when the run recorded the ``stability`` branch
+    (:func:`lth_prune.report.stability.stability_figure`).
 
     Args:
         results: the outcome of :func:`lth_prune.imp.run` or :meth:`Results.load`.
         out_dir: directory to write into; created if missing. Existing figures are replaced.
 
     Returns:
-        The paths written, in the order accuracy PNG, accuracy SVG, early-stop PNG, early-stop SVG.
+        The paths written, in the order accuracy, early stop, stability; PNG before SVG.
 
     Raises:
         TypeError: if ``results`` is not a :class:`lth_prune.imp.Results`.
@@ -77,7 +80,9 @@ def plot_results(results: Results, out_dir: str | os.PathLike[str]) -> list[Path
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for name, figure in (("accuracy", accuracy_figure(results)), ("early_stop", early_stop_figure(results))):
+    figures = (("accuracy", accuracy_figure(results)), ("early_stop", early_stop_figure(results)),
+               ("stability", stability_figure(results)))
+    for name, figure in figures:
         if figure is not None:
             written.extend(save_figure(figure, out_dir / name))
     return written

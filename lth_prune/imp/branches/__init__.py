@@ -12,7 +12,12 @@ level's record. The controls of Frankle & Carbin (2019) are the two built-in bra
 and the third sanity check of Frankle et al. (ICLR 2021), whose other two are the controls:
 
 * ``inverted_scores`` (:mod:`~lth_prune.imp.branches.inverted_scores`): keep what the method
-  would prune.
+  would prune;
+
+and the stability analysis of Frankle et al. (ICML 2020):
+
+* ``stability`` (:mod:`~lth_prune.imp.branches.stability`): two copies from the ticket's start,
+  the error along the line between them.
 
 Adding a branch is one module here: a :class:`Branch` subclass decorated with
 :func:`register_branch`, imported below. Results, tables, figures and ``lth-prune compare`` take
@@ -20,7 +25,7 @@ its metrics and label from the registry and never name a branch.
 
 Example:
     >>> branch_names()
-    ['random_reinit', 'random_pruning', 'inverted_scores']
+    ['random_reinit', 'random_pruning', 'inverted_scores', 'stability']
     >>> get_branch("random_pruning").label, get_branch("random_pruning").metrics
     ('random pruning', ('random_pruning_accuracy',))
 """
@@ -30,6 +35,6 @@ from lth_prune.imp.branches.base import Branch, LevelTicket, Trainer, branch_nam
 
 # Importing a branch module registers it; this order is the order of columns, curves and
 # results.csv fields.
-from lth_prune.imp.branches import random_reinit, random_pruning, inverted_scores  # noqa: E402, F401  isort: skip
+from lth_prune.imp.branches import random_reinit, random_pruning, inverted_scores, stability  # noqa: E402, F401  isort: skip
 
 __all__ = ["Branch", "LevelTicket", "Trainer", "branch_names", "get_branch", "register_branch"]

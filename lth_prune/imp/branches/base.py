@@ -2,18 +2,38 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, TypeVar
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol, TypeVar
 
 from torch import Tensor, nn
 
 from lth_prune.imp.rewinding import RewindPoint
 
-__all__ = ["Branch", "LevelTicket", "Trainer", "branch_names", "get_branch", "register_branch"]
+__all__ = ["Batches", "Branch", "LevelTicket", "Trainer", "branch_names", "get_branch", "register_branch"]
 
-# (network, phase name, first schedule step) -> the trained network's measurements, with
-# "test_accuracy", "test_loss", "val_accuracy", "iterations", "early_stop_iteration" and
-# "early_stop_test_accuracy" (see lth_prune.imp.phases.train_network).
-Trainer = Callable[[nn.Module, str, int], Mapping[str, Any]]
+Batches = Iterable[tuple[Tensor, Tensor]]
+
+
+class Trainer(Protocol):
+    """What a branch trains and measures its networks with: the run's schedule, data and seeding.
+
+    Calling it trains a network: ``trainer(network, phase, start)`` trains ``network`` in place
+    from schedule step ``start``, seeded by the phase's name, and returns its measurements:
+    ``"test_accuracy"``, ``"test_loss"``, ``"val_accuracy"``, ``"iterations"``,
+    ``"early_stop_iteration"`` and ``"early_stop_test_accuracy"``.
+
+    Attributes:
+        config: the run's :class:`~lth_prune.imp.ExperimentConfig`.
+        test_batches: the test split, in evaluation batches.
+    """
+
+    config: Any
+    test_batches: Batches
+
+    def __call__(self, network: nn.Module, phase: str, start: int) -> Mapping[str, Any]:
+        """Train ``network`` from step ``start`` and measure it."""
+
+    def train_batches(self, seed: int) -> Batches:
+        """The training split in training batches, shuffled by ``seed`` (one epoch per pass)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,8 @@ class Branch:
         name: the registry name and the prefix of its metrics (``"random_reinit"``).
         label: how tables and figures name it (``"random reinit"``).
         metrics: the per-level measurements it records; default ``("<name>_accuracy",)``.
+        accuracy: whether its (first) metric is a test accuracy, drawn with the ticket's on the
+            accuracy figure; other metrics get figures of their own.
         needs_scores: whether it needs :attr:`LevelTicket.scores` (a run refuses it up front
             where the method has none).
     """
@@ -60,6 +82,7 @@ class Branch:
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ()
+    accuracy: ClassVar[bool] = True
     needs_scores: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -214,14 +214,15 @@ def _network(setup: Setup, init_seed: int, masks: Mapping[str, Tensor], state: M
 
 
 def default_controls() -> tuple[str, ...]:
-    """The branches a transfer trains unless told otherwise: every control that needs no scores
-    (a transferred ticket has no scores its mask was chosen by on the target data).
+    """The branches a transfer trains unless told otherwise: every control measuring an accuracy
+    that needs no scores (a transferred ticket has no scores its mask was chosen by on the
+    target data); ``stability`` may be asked for.
 
     Example:
         >>> default_controls()
         ('random_reinit', 'random_pruning')
     """
-    return tuple(name for name in CONTROLS if not get_branch(name).needs_scores)
+    return tuple(name for name in CONTROLS if get_branch(name).accuracy and not get_branch(name).needs_scores)
 
 
 def _target_config(source_config: ExperimentConfig, target: ExperimentConfig | str) -> ExperimentConfig:

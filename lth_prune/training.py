@@ -19,12 +19,26 @@ from tqdm.auto import tqdm
 
 from lth_prune import distributed
 
-__all__ = ["DivergenceError", "Evaluation", "LearningRateSchedule", "TrainResult", "evaluate", "train"]
+__all__ = ["DivergenceError", "Evaluation", "LearningRateSchedule", "TrainObserver", "TrainResult", "evaluate", "train"]
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 # On an accelerator the loss is checked every this many steps (one device sync each), on the CPU
 # at every step (reading a scalar there costs about a microsecond).
 _CHECK_EVERY = 100
+
+
+class TrainObserver:
+    """Watches a :func:`train` run: override the hooks you need (TensorBoard, a progress log).
+
+    Every hook is called in the training process after the step or evaluation it reports.
+    """
+
+    def step(self, step: int, loss: Tensor, lr: float) -> None:
+        """After optimizer step ``step`` (counted from the schedule's start): its loss (detached,
+        on the device; read it only when you log, as reading syncs an accelerator) and learning rate."""
+
+    def evaluation(self, step: int, validation: Evaluation, test: Evaluation | None) -> None:
+        """After a validation evaluation at ``step``; ``test`` when validation loss improved."""
 
 
 class DivergenceError(RuntimeError):
@@ -148,6 +162,7 @@ def train(
     device: torch.device | str | None = None,
     progress: bool = False,
     description: str = "train",
+    observer: TrainObserver | None = None,
 ) -> TrainResult:
     """Train ``model`` from step ``start_iteration`` to step ``iterations`` of ``schedule``.
 
@@ -169,6 +184,7 @@ def train(
         device: where batches are moved; ``None`` leaves them where they are.
         progress: show a tqdm bar.
         description: the bar's label.
+        observer: told of every step and evaluation (see :class:`TrainObserver`).
 
     Returns:
         A :class:`TrainResult`.
@@ -204,13 +220,18 @@ def train(
         optimizer.step()
         step += 1
         bar.update(1)
+        if observer is not None:
+            observer.step(step, loss.detach(), optimizer.param_groups[0]["lr"])
         if step % _CHECK_EVERY == 0 or step % eval_every == 0 or step >= iterations:
             guard.check()
         if val_batches is not None and (step % eval_every == 0 or step == iterations):
             last = evaluate(model, val_batches, device)
+            test = None
             if best is None or last.loss < best[0]:
                 test = evaluate(model, test_batches, device) if test_batches is not None else None
                 best = (last.loss, step, last, test)
+            if observer is not None:
+                observer.evaluation(step, last, test)
             model.train()
         if step >= iterations:
             break

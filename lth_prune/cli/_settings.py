@@ -158,7 +158,7 @@ def add_setting_arguments(
                 options.update(choices=choices)
             elif kind.base in _METAVARS:
                 options.update(metavar=_METAVARS[kind.base])
-            elif field.name.endswith("_dir"):
+            elif field.name.endswith("_dir") or field.name == "tensorboard":
                 options.update(metavar="DIR")
         group.add_argument(flag, **options)
 

@@ -29,7 +29,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 DECAYS = ("constant", "cosine", "step")
 # Settings that say how a run executes, not what it computes: they are left out of the run's
 # name and may change when a run is resumed.
-EXECUTION_SETTINGS = ("device", "data_dir", "download", "jobs")
+EXECUTION_SETTINGS = ("device", "data_dir", "download", "jobs", "tensorboard")
 PRUNING_MODES = ("layerwise", "global")
 BATCHNORM_MODES = ("plain", "reestimate")
 
@@ -98,6 +98,10 @@ class ExperimentConfig:
             fully connected layers: 0.57-0.86x the dense step from 10 % down on a 2-core CPU);
             0 keeps every layer dense.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        tensorboard: a directory to write TensorBoard logs into (one run per seed): training loss
+            and learning rate, evaluations, each level's accuracies, weights remaining per layer,
+            histograms of the surviving weights, the config; needs ``pip install
+            lth_prune[tensorboard]``. ``None``: no logs.
         jobs: seeds run side by side in this many processes (each with its share of the CPU
             threads); under ``torchrun`` seeds run one after the other.
     """
@@ -137,6 +141,7 @@ class ExperimentConfig:
     sparse_density: float = 0.1
     device: str = "auto"
     jobs: int = 1
+    tensorboard: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("exclude", "controls", "seeds", "stability_levels"):
@@ -148,8 +153,9 @@ class ExperimentConfig:
                 raise TypeError(
                     f"ExperimentConfig: {name} must be a list or tuple, got {value!r}; pass ({value!r},)."
                 )
-        if isinstance(self.data_dir, os.PathLike):
-            object.__setattr__(self, "data_dir", os.fspath(self.data_dir))
+        for name in ("data_dir", "tensorboard"):
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
         if self.pruning is None and isinstance(self.method, str):
             # Resolved here, so a config (and its run name, and config.json) always says which.
             object.__setattr__(self, "pruning", "global" if self.method in CRITERIA else "layerwise")
@@ -324,8 +330,10 @@ def _validate(config: ExperimentConfig) -> None:
             raise ValueError(
                 f"ExperimentConfig: exclude must hold layer names (dotted module names, not empty), got {name!r}."
             )
-    if config.data_dir is not None and not isinstance(config.data_dir, (str, os.PathLike)):
-        raise TypeError(f"ExperimentConfig: data_dir must be a path (str) or None, got {config.data_dir!r}.")
+    for name in ("data_dir", "tensorboard"):
+        value = getattr(config, name)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"ExperimentConfig: {name} must be a path (str) or None, got {value!r}.")
     for name in ("one_shot", "masked_training", "download"):
         if not isinstance(getattr(config, name), bool):
             raise TypeError(f"ExperimentConfig: {name} must be a bool, got {getattr(config, name)!r}.")

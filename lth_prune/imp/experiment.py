@@ -29,6 +29,7 @@ from lth_prune.imp.results import Results
 from lth_prune.imp.rundir import RunStore
 from lth_prune.imp.searches import search_for
 from lth_prune.imp.setup import ModelSource, Setup, prepare
+from lth_prune.imp.tensorboard import RunLogger
 from lth_prune.masks import get_masks
 from lth_prune.rewind import capture_state
 from lth_prune.tickets import save_ticket
@@ -183,6 +184,18 @@ def _run_seed(setup: Setup, seed: int, store: RunStore | None, writer: RunStore 
 
 def _levels(setup: Setup, seed: int, store: RunStore | None, writer: RunStore | None) -> list[dict[str, Any]]:
     config = setup.config
+    log = RunLogger(config, seed, setup.iterations) if config.tensorboard and distributed.is_main_process() else None
+    try:
+        return _level_loop(setup, seed, store, writer, log)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _level_loop(
+    setup: Setup, seed: int, store: RunStore | None, writer: RunStore | None, log: RunLogger | None
+) -> list[dict[str, Any]]:
+    config = setup.config
     search = search_for(config.method)(setup, seed)
     records = _finished_records(store, seed)[: config.rounds + 1]
     if store is not None and records:
@@ -203,6 +216,7 @@ def _levels(setup: Setup, seed: int, store: RunStore | None, writer: RunStore | 
         record.update(train_network(
             setup, start.network, seed=seed, level=level, phase="ticket", start=start.start,
             schedule=start.schedule, optimizer=start.optimizer, masked=start.masked,
+            observer=None if log is None else log.phase(level, "ticket"),
         ))
         search.trained(level)
         net = start.network
@@ -211,9 +225,11 @@ def _levels(setup: Setup, seed: int, store: RunStore | None, writer: RunStore | 
         if level > 0:
             ticket = LevelTicket(level, seed, get_masks(net), search.rewind_point, setup.build, scores=start.scores)
             for name in config.controls:
-                record.update(get_branch(name).run(ticket, trainer(setup, seed, level)))
+                record.update(get_branch(name).run(ticket, trainer(setup, seed, level, log)))
         record["seconds"] = time.perf_counter() - started
         records.append(record)
+        if log is not None:
+            log.level(record, net, [metric for name in config.controls for metric in get_branch(name).metrics])
         if writer is not None:
             if level == 0:
                 writer.save_rewind_point(seed, search.rewind_point)

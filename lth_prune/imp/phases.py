@@ -18,9 +18,10 @@ from lth_prune import distributed
 from lth_prune.imp.branches import Trainer
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.imp.setup import Setup, make_optimizer
+from lth_prune.imp.tensorboard import RunLogger
 from lth_prune.masks import sparsity_report
 from lth_prune.sparse import masked_training
-from lth_prune.training import DivergenceError, LearningRateSchedule, evaluate, train
+from lth_prune.training import DivergenceError, LearningRateSchedule, TrainObserver, evaluate, train
 
 __all__ = ["BranchTrainer", "sparsity_record", "train_network", "trainer"]
 
@@ -37,6 +38,7 @@ def train_network(
     optimizer: torch.optim.Optimizer | None = None,
     masked: bool = True,
     end: int | None = None,
+    observer: TrainObserver | None = None,
 ) -> dict[str, Any]:
     """Train ``net`` in place from step ``start`` to the end of the schedule, and measure it.
 
@@ -53,6 +55,7 @@ def train_network(
         masked: train inside :func:`lth_prune.masked_training` when the config says so;
             ``False`` when the masks change during training (gradual pruning).
         end: the schedule step training stops at; default the schedule's end.
+        observer: told of every step and evaluation (the run's TensorBoard log).
 
     Returns:
         ``iterations``, ``test_accuracy``, ``test_loss``, ``val_accuracy``,
@@ -77,7 +80,7 @@ def train_network(
                 trained, optimizer, train_loader, schedule or setup.schedule,
                 iterations=setup.iterations if end is None else end, start_iteration=start, val_batches=setup.val_loader,
                 test_batches=setup.test_loader, eval_every=setup.eval_every, progress=setup.progress,
-                description=f"level {level} {phase.replace('_', ' ')}",
+                description=f"level {level} {phase.replace('_', ' ')}", observer=observer,
             )
         except DivergenceError as error:
             kept = "nothing had finished" if level == 0 else f"levels 0 to {level - 1} of seed {seed} are finished"
@@ -105,21 +108,23 @@ def train_network(
 class BranchTrainer:
     """The :class:`~lth_prune.imp.branches.Trainer` of one level of one seed."""
 
-    def __init__(self, setup: Setup, seed: int, level: int) -> None:
-        self.setup, self.seed, self.level = setup, seed, level
+    def __init__(self, setup: Setup, seed: int, level: int, log: RunLogger | None = None) -> None:
+        self.setup, self.seed, self.level, self.log = setup, seed, level, log
         self.config = setup.config
         self.test_batches = setup.test_loader
 
     def __call__(self, net: nn.Module, phase: str, start: int) -> dict[str, Any]:
-        return train_network(self.setup, net, seed=self.seed, level=self.level, phase=phase, start=start)
+        observer = None if self.log is None else self.log.phase(self.level, phase)
+        return train_network(self.setup, net, seed=self.seed, level=self.level, phase=phase, start=start, observer=observer)
 
     def train_batches(self, seed: int) -> Any:
         return self.setup.train_loader(seed)
 
 
-def trainer(setup: Setup, seed: int, level: int) -> Trainer:
-    """What a branch trains its networks with at ``level``: the full schedule from its start step."""
-    return BranchTrainer(setup, seed, level)
+def trainer(setup: Setup, seed: int, level: int, log: RunLogger | None = None) -> Trainer:
+    """What a branch trains its networks with at ``level``: the full schedule from its start step
+    (logged to ``log``, the seed's TensorBoard run, if given)."""
+    return BranchTrainer(setup, seed, level, log)
 
 
 def sparsity_record(net: nn.Module) -> dict[str, Any]:

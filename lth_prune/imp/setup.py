@@ -22,6 +22,7 @@ from lth_prune.imp.branches import get_branch
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.pruning import check_pruning
 from lth_prune.imp.rewinding import RewindPolicy, policy_for
+from lth_prune.imp.tensorboard import check_tensorboard
 from lth_prune.training import LearningRateSchedule
 
 __all__ = ["ModelSource", "Setup", "make_optimizer", "prepare", "resolve_device"]
@@ -102,6 +103,7 @@ def prepare(
             inputs the model cannot take).
         FileNotFoundError: if the data set's files are not found.
     """
+    check_tensorboard(config, caller)
     device = device or resolve_device(config.device)
     if data is None:
         data = load_dataset(

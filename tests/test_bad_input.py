@@ -67,7 +67,10 @@ CLI_CASES: list[tuple[list[str], int, str]] = [
     (["run", "--seeds", "0", "0"], 2, "seeds must be distinct, got [0, 0]"),
     (["run", "--controls", "none", "random_reinit"], 2, "none cannot be combined with other values"),
     (["run", "--controls", "random"], 2, "invalid choice: 'random'"),
-    (["run", "--model", "resnet50"], 2, "invalid choice: 'resnet50'"),
+    (["run", "--model", "resnet50"], 2, "model must be one of ['conv2', 'conv4', 'conv6', 'lenet300_100', 'network', "
+     "'resnet20', 'vgg16', 'torchvision:<name>', 'timm:<name>'], got 'resnet50'"),
+    (["run", "--model", "torchvision:resnet9000"], 2, "torchvision has no model 'resnet9000'"),
+    (["run", "--model-kwargs", "{oops"], 2, "must be a JSON object"),
     (["run", "--dataset", "imagenet"], 2, "invalid choice: 'imagenet'"),
     (["run", "--device", "tpu"], 2, "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'tpu'"),
     (["run", "--batch-size", "big"], 2, "argument --batch-size: invalid int value: 'big'"),

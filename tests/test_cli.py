@@ -158,7 +158,7 @@ def test_values_are_converted_by_field_type(capsys):
         (["--rewind", "step"], "rewind_step must be >= 1 when rewind='step', got 0."),
         (["--seeds", "0", "0"], "seeds must be distinct, got [0, 0]."),
         (["--device", "tpu"], "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'tpu'."),
-        (["--model", "resnet50"], "invalid choice: 'resnet50' (choose from 'conv2', 'conv4'"),
+        (["--model", "resnet50"], "model must be one of ['conv2', 'conv4'"),
         (["--batch-size", "big"], "argument --batch-size: invalid int value: 'big'"),
         (["--controls", "none", "random_reinit"], "none cannot be combined with other values"),
         (["--preset", "lenet-imagenet"], "invalid choice: 'lenet-imagenet'"),

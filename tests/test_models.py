@@ -382,7 +382,7 @@ def test_get_unknown_name_lists_every_valid_name() -> None:
         models.get("lenet5")
     message = str(info.value)
     assert message.startswith("get(): unknown model 'lenet5'; valid names are: ")
-    assert message.endswith(f"{', '.join(models.names())}.")
+    assert message.endswith(f"{', '.join(models.names())}, or 'torchvision:<name>' and 'timm:<name>'.")
     assert all(name in message for name in CANONICAL_NAMES)
 
 

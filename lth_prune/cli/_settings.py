@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -32,8 +33,11 @@ _CHOICES: dict[str, Callable[[], Sequence[str]]] = {
     "controls": branch_names,
 }
 _NONE = "none"
+# Settings whose registry spellings are made canonical but that take other values too
+# (model: "torchvision:<name>", "timm:<name>"; ExperimentConfig checks them).
+_OPEN_CHOICES = ("model",)
 WIDTH = 88
-_METAVARS = {"int": "N", "float": "X", "int | float": "NUMBER"}
+_METAVARS = {"int": "N", "float": "X", "int | float": "NUMBER", "dict": "JSON"}
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,10 @@ def add_setting_arguments(
                 options.update(choices=choices + [_NONE])
         else:
             options.update(type=convert)
-            if choices is not None:
+            if choices is not None and field.name not in _OPEN_CHOICES:
                 options.update(choices=choices)
+            elif choices is not None:
+                options.update(metavar="NAME")
             elif kind.base in _METAVARS:
                 options.update(metavar=_METAVARS[kind.base])
             elif field.name.endswith("_dir") or field.name == "tensorboard":
@@ -175,7 +181,7 @@ def show_default(default: Any) -> str:
 
 
 def _converter(kind: _SettingType, choices: list[str] | None) -> Callable[[str], Any]:
-    scalar = {"int": int, "float": float, "str": str, "int | float": _int_or_float}[kind.base]
+    scalar = {"int": int, "float": float, "str": str, "int | float": _int_or_float, "dict": _json_object}[kind.base]
 
     def convert(text: str) -> Any:
         if text == _NONE and (kind.optional or kind.sequence):
@@ -198,7 +204,9 @@ def _parse_type(annotation: str) -> _SettingType:
     if match:
         return _SettingType(match.group(1), optional, True)
     base = " | ".join(parts)
-    if base not in ("int", "float", "str", "bool", "int | float"):
+    if base.startswith("dict["):
+        base = "dict"
+    if base not in ("int", "float", "str", "bool", "int | float", "dict"):
         raise TypeError(f"build_parser(): ExperimentConfig field types must be simple, got {annotation!r}.")
     return _SettingType(base, optional, False)
 
@@ -238,6 +246,16 @@ def _plain(text: str, settings: dict[str, str]) -> str:
         return content.strip("\"'")
 
     return re.sub(r"``(.+?)``", literal, text)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"num_classes\": 10}}', got {text!r}")
+    return value
 
 
 def _int_or_float(text: str) -> int | float:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from lth_prune.criteria import CRITERIA
+from lth_prune.models.external import check_external, is_external
 from lth_prune.imp.branches import branch_names
 from lth_prune.imp.rewinding import POLICIES
 
@@ -43,7 +44,10 @@ class ExperimentConfig:
     re-initialization control. ``ExperimentConfig.preset(name)`` gives the paper's settings.
 
     Args:
-        model: a name from :func:`lth_prune.models.names`.
+        model: a name from :func:`lth_prune.models.names`, or another library's model,
+            ``"torchvision:<name>"`` or ``"timm:<name>"`` (freshly initialized for the data).
+        model_kwargs: keyword arguments for the model's builder, e.g. ``{"image_size": 32}``
+            for a torchvision ViT; the data's class count is passed for you.
         dataset: a name from :func:`lth_prune.data.dataset_names`.
         data_dir: where to look for the data set's files first.
         download: let torchvision download MNIST, Fashion-MNIST or CIFAR-10 into ``data_dir``
@@ -107,6 +111,7 @@ class ExperimentConfig:
     """
 
     model: str = "lenet300_100"
+    model_kwargs: dict[str, Any] | None = None
     dataset: str = "digits"
     data_dir: str | None = None
     download: bool = False
@@ -219,9 +224,11 @@ class ExperimentConfig:
         if not changed:
             suffix = "default"
         else:
-            text = json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in sorted(changed.items())})
+            text = json.dumps(
+                {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(changed.items())}, sort_keys=True
+            )
             suffix = hashlib.sha256(text.encode()).hexdigest()[:10]
-        return f"{self.model}-{self.dataset}-{suffix}"
+        return f"{self.model.replace(':', '-')}-{self.dataset}-{suffix}"
 
 
 # The paper's settings (Frankle & Carbin 2019, Figure 2) and the original Network study.
@@ -264,7 +271,17 @@ def _validate(config: ExperimentConfig) -> None:
     from lth_prune.data import dataset_names
     from lth_prune.models import names as model_names
 
-    _choice(config, "model", model_names(), normalize=True)
+    if is_external(config.model):
+        try:
+            check_external(config.model)
+        except ValueError as error:
+            raise ValueError(f"ExperimentConfig: {error}") from None
+    else:
+        _choice(config, "model", model_names() + ["torchvision:<name>", "timm:<name>"], normalize=True)
+    if config.model_kwargs is not None and (
+        not isinstance(config.model_kwargs, dict) or not all(isinstance(key, str) for key in config.model_kwargs)
+    ):
+        raise TypeError(f"ExperimentConfig: model_kwargs must be a dict of keyword arguments or None, got {config.model_kwargs!r}.")
     _choice(config, "dataset", dataset_names(), normalize=True)
     _choice(config, "optimizer", OPTIMIZERS)
     _choice(config, "decay", DECAYS)

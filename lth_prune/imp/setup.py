@@ -175,7 +175,8 @@ def _model_factory(
     def build(seed: int) -> nn.Module:
         torch.manual_seed(seed)
         if model is None:
-            return models.get(config.model, num_classes=data.num_classes, input_shape=data.input_shape)
+            return models.get(config.model, num_classes=data.num_classes, input_shape=data.input_shape,
+                              **(config.model_kwargs or {}))
         if isinstance(model, nn.Module):
             fresh = copy.deepcopy(model)
             for module in fresh.modules():

@@ -14,6 +14,8 @@ from typing import Any, Callable, TypeVar
 import torch
 from torch import nn
 
+from lth_prune.models.external import build_external, is_external
+
 # validate_num_classes, validate_input_shape and flattened_size are for the built-in models'
 # modules, not part of the API.
 __all__ = ["get", "names", "register_model"]
@@ -88,7 +90,9 @@ def get(name: str, **kwargs: Any) -> nn.Module:
     """Build the model registered under ``name``.
 
     Args:
-        name: a registered name; case, ``-`` and ``_`` are ignored (``"Conv-2"`` is ``"conv2"``).
+        name: a registered name; case, ``-`` and ``_`` are ignored (``"Conv-2"`` is ``"conv2"``);
+            or another library's model, ``"torchvision:<name>"`` or ``"timm:<name>"``
+            (:mod:`lth_prune.models.external`).
         **kwargs: passed to the builder, e.g. ``num_classes`` and ``input_shape`` (C, H, W).
 
     Returns:
@@ -103,10 +107,13 @@ def get(name: str, **kwargs: Any) -> nn.Module:
         >>> type(model).__name__
         'LeNet300_100'
     """
+    if is_external(name):
+        return build_external(name, **kwargs)
     key = _normalize("get", name)
     if key not in _REGISTRY:
         raise ValueError(
-            f"get(): unknown model {name!r}; valid names are: {', '.join(names())}."
+            f"get(): unknown model {name!r}; valid names are: {', '.join(names())}, or "
+            "'torchvision:<name>' and 'timm:<name>'."
         )
     return _REGISTRY[key][1](**kwargs)
 

@@ -6,6 +6,7 @@ Run the examples: ``sphinx-build -b doctest docs docs/_build/doctest``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -62,6 +63,9 @@ autodoc_typehints_description_target = "documented_params"
 autodoc_member_order = "bysource"
 autodoc_class_signature = "mixed"
 autodoc_preserve_defaults = True
+# The integrations' frameworks are optional extras: where one is not installed, its module is
+# documented against a stand-in rather than failing the build.
+autodoc_mock_imports = [name for name in ("lightning",) if importlib.util.find_spec(name) is None]
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_include_init_with_doc = False

@@ -33,6 +33,7 @@ PUBLIC_MODULES = (
     "lth_prune.imp.rewinding",
     "lth_prune.imp.searches",
     "lth_prune.imp.stability",
+    "lth_prune.imp.sweep",
     "lth_prune.imp.rundir",
     "lth_prune.imp.transfer",
     "lth_prune.analysis",
@@ -145,7 +146,7 @@ def test_cli_reference_renders_every_subcommand_from_the_parser(monkeypatch):
     commands = [command for command, _, _ in pages]
     parser = cli.build_parser()
     subcommands = [name for name, _ in extension.subcommands(parser)]
-    assert subcommands == ["run", "report", "transfer", "compare", "stability"]
+    assert subcommands == ["run", "report", "transfer", "compare", "stability", "sweep"]
     assert commands == ["lth-prune"] + [f"lth-prune {name}" for name in subcommands]
     texts = {command: text for command, _, text in pages}
     assert texts["lth-prune run"].startswith("usage: lth-prune run ")

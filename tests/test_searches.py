@@ -35,20 +35,21 @@ def _remaining(counts: list[int], rates: list[float], rounds: int) -> list[int]:
 @pytest.mark.parametrize("method", [m for m in imp.METHODS if m != "imp"])
 def test_every_method_reaches_imps_sparsity_and_shares_its_dense_level(method):
     results = imp.run(ExperimentConfig(**FAST, method=method), progress=False)
-    reference = imp.run(ExperimentConfig(**FAST, pruning=results.config.pruning), progress=False)
+    reference = imp.run(ExperimentConfig(**FAST, pruning=results.config.pruning_mode), progress=False)
     assert [level["weights_remaining"] for level in results.levels] == [level["weights_remaining"] for level in reference.levels]
     assert results.levels[0]["test_accuracy"] == reference.levels[0]["test_accuracy"]  # the same dense training
     assert results.levels[1]["no_retrain_accuracy"] is None  # nothing trained was pruned
 
 
 def test_criteria_prune_globally_by_default_and_layerwise_when_asked():
-    assert ExperimentConfig(method="snip").pruning == "global" and ExperimentConfig().pruning == "layerwise"
-    assert ExperimentConfig(method="gmp").pruning == "layerwise"
+    assert ExperimentConfig(method="snip").pruning_mode == "global" and ExperimentConfig().pruning_mode == "layerwise"
+    assert ExperimentConfig(method="gmp").pruning_mode == "layerwise"
+    # Unset, it follows the method: a grid or replace() over methods keeps each method's default.
+    assert ExperimentConfig().replace(method="snip").pruning_mode == "global"
     layered = imp.run(ExperimentConfig(**FAST, method="synflow", pruning="layerwise"), progress=False)
     expected = _remaining(LAYERS, [0.2, 0.2, 0.1], 2)
     assert list(layered.levels[2]["layers"].values()) == [c / t for c, t in zip(expected, LAYERS)]
-    # The run name (and config.json) record the resolved setting.
-    assert ExperimentConfig(method="snip").to_dict()["pruning"] == "global"
+    assert ExperimentConfig(method="snip").to_dict()["pruning"] is None
 
 
 def test_sanity_checks_are_recorded_next_to_the_method(tmp_path):

@@ -30,6 +30,7 @@ from lth_prune import __version__, analysis, imp, report
 from lth_prune.cli._compare import add_compare_parser
 from lth_prune.cli._settings import PROG, WIDTH, HelpFormatter, add_setting_arguments, config_from_args, fail
 from lth_prune.cli._stability import add_stability_parser
+from lth_prune.cli._sweep import add_sweep_parser
 from lth_prune.cli._transfer import add_transfer_parser
 from lth_prune.imp.rundir import RunDirectoryError, RunStore
 from lth_prune.report import anatomy
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_transfer_parser(commands)
     add_compare_parser(commands)
     add_stability_parser(commands)
+    add_sweep_parser(commands)
     return parser
 
 

@@ -169,6 +169,34 @@ def add_setting_arguments(
         group.add_argument(flag, **options)
 
 
+def parse_value(name: str, text: str) -> Any:
+    """One command-line value of the setting ``name``, converted as its flag converts it.
+
+    Raises:
+        ValueError: if ``name`` is not a setting or ``text`` is not a value of its type.
+
+    Example:
+        >>> parse_value("lr", "3e-4"), parse_value("model", "Conv-2"), parse_value("one_shot", "true")
+        (0.0003, 'conv2', True)
+    """
+    fields = {field.name: field for field in dataclasses.fields(imp.ExperimentConfig)}
+    if name not in fields:
+        raise ValueError(f"{name!r} is not a setting; settings are {sorted(fields)}.")
+    kind = _parse_type(str(fields[name].type))
+    if kind.base == "bool" and not kind.sequence:
+        if text.lower() not in ("true", "false", "on", "off", "yes", "no", "1", "0"):
+            raise ValueError(f"{name} takes true or false, got {text!r}.")
+        return text.lower() in ("true", "on", "yes", "1")
+    choices = list(_CHOICES[name]()) if name in _CHOICES else None
+    convert = _converter(kind, choices)
+    try:
+        value = convert(text)
+    except (ValueError, argparse.ArgumentTypeError) as error:
+        kinds = {"int": "an int", "float": "a float", "str": "a string", "int | float": "a number", "dict": "a JSON object"}
+        raise ValueError(f"{name} takes {kinds.get(kind.base, kind.base)}, got {text!r} ({error}).") from None
+    return (value,) if kind.sequence else value
+
+
 def show_default(default: Any) -> str:
     """A default value as the help shows it: ``none``, ``on``/``off``, space-separated lists."""
     if default is None:

@@ -161,9 +161,6 @@ class ExperimentConfig:
         for name in ("data_dir", "tensorboard"):
             if isinstance(getattr(self, name), os.PathLike):
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
-        if self.pruning is None and isinstance(self.method, str):
-            # Resolved here, so a config (and its run name, and config.json) always says which.
-            object.__setattr__(self, "pruning", "global" if self.method in CRITERIA else "layerwise")
         _validate(self)
 
     @classmethod
@@ -202,6 +199,19 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready values (tuples become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def pruning_mode(self) -> str:
+        """``pruning``, or where it is ``None`` the method's default: ``"global"`` for the
+        criteria at initialization, ``"layerwise"`` for imp and gmp.
+
+        Example:
+            >>> ExperimentConfig().pruning_mode, ExperimentConfig(method="snip").pruning_mode
+            ('layerwise', 'global')
+        """
+        if self.pruning is not None:
+            return self.pruning
+        return "global" if self.method in CRITERIA else "layerwise"
 
     def replace(self, **changes: Any) -> ExperimentConfig:
         """A copy with ``changes`` applied (and validated)."""
@@ -287,7 +297,8 @@ def _validate(config: ExperimentConfig) -> None:
     _choice(config, "decay", DECAYS)
     if config.method not in ("imp", "gmp") and config.method not in CRITERIA:
         raise ValueError(f"ExperimentConfig: method must be one of {['imp', *CRITERIA, 'gmp']}, got {config.method!r}.")
-    _choice(config, "pruning", PRUNING_MODES)
+    if config.pruning is not None:
+        _choice(config, "pruning", PRUNING_MODES)
     if config.method != "imp" and (config.rewind != "init" or config.one_shot):
         raise ValueError(
             f"ExperimentConfig: rewind and one_shot describe IMP; method {config.method!r} trains each level from "

@@ -64,7 +64,7 @@ def level_targets(net: nn.Module, config: ExperimentConfig, level: int) -> int |
         {'0': 50, '1': 15}
     """
     named = prunable_layers(net, config.exclude, "level_targets()")
-    if config.pruning == "global":
+    if config.pruning_mode == "global":
         return remaining_after(sum(_weight(module).numel() for _, module in named), config.rate, level)
     rates, output = _rates(config), output_layer(net)
     return {
@@ -103,7 +103,7 @@ def remaining_after(total: int, rate: float, rounds: int) -> int:
 
 
 def _prune_round(net: nn.Module, config: ExperimentConfig) -> None:
-    if config.pruning == "global":
+    if config.pruning_mode == "global":
         prune.global_unstructured(
             prunable(net, exclude=config.exclude), pruning_method=LotteryTicket, amount=config.rate
         )

@@ -125,7 +125,7 @@ def run_title(config: ExperimentConfig, several: bool) -> str:
     model = MODEL_TITLES.get(config.model, config.model)
     dataset = DATASET_TITLES.get(config.dataset, config.dataset)
     schedule = "one-shot" if config.one_shot else "iterative"
-    pruning = "layer-wise" if config.pruning == "layerwise" else "global"
+    pruning = "layer-wise" if config.pruning_mode == "layerwise" else "global"
     rewind = policy_for(config.rewind, config.rewind_step).description
     seeds = f", mean ± std of {len(config.seeds)} seeds" if several else ""
     return f"{model} on {dataset}\n{schedule} {pruning} pruning, {rewind}{seeds}"

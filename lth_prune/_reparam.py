@@ -1,10 +1,17 @@
 """The one place that knows ``torch.nn.utils.prune``'s reparametrisation.
 
 A pruned tensor ``<name>`` of a module becomes a parameter ``<name>_orig``, a buffer
-``<name>_mask`` and a forward pre-hook that recomputes ``<name> = <name>_orig * <name>_mask``.
+``<name>_mask`` and a forward pre-hook that recomputes ``<name>`` from them.
 What :mod:`lth_prune.masks`, :mod:`lth_prune.rewind`, :mod:`lth_prune.tickets`, the pruning
 methods and the speed code in :mod:`lth_prune.sparse` need to know about that form is here,
 so that none of them imports another's private helpers.
+
+Selected, not multiplied: torch's hooks compute ``<name>_orig * <name>_mask``, and NaN or
+infinity times 0 is NaN, so one diverged entry of ``<name>_orig`` at a pruned position reaches
+the output, and a NaN gradient at a pruned position reaches ``<name>_orig``. lth_prune's hooks and
+every place that enforces a mask select instead (:func:`masked_value`, :func:`zero_pruned_`): a
+pruned entry is exactly ``+0.0`` and its gradient exactly 0, whatever the weight or the gradient
+held.
 
 Lean: after every round torch stacks one ``CustomFromMask`` per round into a
 ``PruningContainer``, and after global pruning each of them holds a view of that round's whole
@@ -40,6 +47,7 @@ __all__ = [
     "is_prunable",
     "ModuleOrName",
     "keep_mask",
+    "masked_value",
     "named_tensors",
     "output_layer",
     "prunable_layers",
@@ -48,6 +56,7 @@ __all__ = [
     "release_dense",
     "rezero",
     "seed_deepcopy_memo",
+    "zero_pruned_",
 ]
 
 ModuleOrName = Union[str, nn.Module]
@@ -75,6 +84,16 @@ class AppliedMask(prune.BasePruningMethod):
 
     def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
         return default_mask
+
+    def apply_mask(self, module: nn.Module) -> Tensor:
+        """``<name>_orig`` where ``<name>_mask`` is nonzero, exactly 0 elsewhere (see above).
+
+        torch calls this on every forward pass and in ``prune.remove``; the gradient it passes
+        to ``<name>_orig`` is exactly 0 at pruned positions.
+        """
+        return masked_value(
+            module._parameters[self._tensor_name + "_orig"], module._buffers[self._tensor_name + "_mask"]
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         return {"_tensor_name": self._tensor_name, "_module": None}
@@ -148,17 +167,57 @@ def dense_masks(module: nn.Module) -> dict[str, Tensor]:
     return dict(module.__dict__.get(_DENSE_MASKS, {}))
 
 
+def masked_value(orig: Tensor, mask: Tensor) -> Tensor:
+    """``orig`` where ``mask`` is nonzero and exactly ``+0.0`` elsewhere, differentiably.
+
+    Unlike ``orig * mask``, a NaN or infinity of ``orig`` at a pruned position does not reach
+    the result, and the gradient passed back to ``orig`` there is exactly 0, not ``NaN * 0``.
+
+    Args:
+        orig: the tensor as trained, any shape.
+        mask: its mask, the same shape, any dtype, nonzero meaning kept.
+
+    Returns:
+        A tensor of ``orig``'s shape and dtype.
+    """
+    return torch.where(mask != 0, orig, 0.0)
+
+
+def zero_pruned_(values: Tensor, keep: Tensor) -> None:
+    """Set the entries of ``values`` where ``keep`` is 0 to ``+0.0``, in place, by selection.
+
+    NaN and infinity at a pruned position become 0 too (``values.mul_(keep)`` would leave NaN
+    there); kept entries keep their bits. It runs at the speed of ``mul_``: the floats are
+    multiplied as integers of their width, so each bit pattern is multiplied by 1 or 0
+    (``masked_fill_`` and ``torch.where`` ran 10-15x slower over a 784 x 300 tensor on the
+    2-core benchmark machine). Any device; for gradients, parameters under ``torch.no_grad()``
+    and optimizer state, not for a tensor a graph has saved.
+
+    Args:
+        values: a floating-point (or integer) tensor, any device and layout of strides.
+        keep: a uint8 or bool tensor of the same shape and device, nonzero meaning kept; a
+            uint8 mask must hold only 0 and 1.
+    """
+    if values.is_floating_point():
+        values = values.detach().view(_SAME_WIDTH_INTEGER[values.element_size()])
+    values.mul_(keep)
+
+
+# The integer type each floating-point width is multiplied as, by its size in bytes.
+_SAME_WIDTH_INTEGER = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
 def rezero(module: nn.Module) -> None:
     """Zero the pruned entries of ``module``'s tensors held dense (after a write into them)."""
     with torch.no_grad():
         for name, keep in dense_masks(module).items():
-            module._parameters[name].mul_(keep)
+            zero_pruned_(module._parameters[name], keep)
 
 
 def refresh(module: nn.Module, name: str) -> None:
-    """Recompute ``module.<name> = <name>_orig * <name>_mask`` now, as a forward pass would."""
+    """Recompute ``module.<name>`` from ``<name>_orig`` and ``<name>_mask`` now, as a forward pass would."""
     if name + "_orig" in module._parameters and name + "_mask" in module._buffers:
-        setattr(module, name, module._parameters[name + "_orig"] * module._buffers[name + "_mask"])
+        setattr(module, name, masked_value(module._parameters[name + "_orig"], module._buffers[name + "_mask"]))
 
 
 def collapse(module: nn.Module) -> None:

@@ -5,11 +5,14 @@ pre-hook on every forward pass and multiplies by the mask again in backward, and
 mask beside ``weight_orig`` and the recomputed ``weight``: about 3x the parameter memory, and
 1.1-1.5x the dense step time. Inside :func:`masked_training` each pruned tensor is instead a
 plain parameter whose pruned entries are exactly zero, with a 1-byte mask per weight: the
-forward and backward passes are the dense ones, and one in-place multiply per step over each
-gradient (``grad *= keep``, by a C loop that reads the byte mask where a C compiler is at hand,
-see :mod:`lth_prune.sparse._native`; 8x faster here than a boolean ``masked_fill_``) keeps the
-pruned entries' gradients at zero, so SGD (with momentum and weight decay), Adam and AdamW never
-move them. For any other optimizer the pruned weights are also zeroed after each step.
+forward and backward passes are the dense ones, and one in-place pass per step over each
+gradient (``grad = where(keep, grad, 0)``, by a C loop that reads the byte mask where a C
+compiler is at hand, see :mod:`lth_prune.sparse._native`; 8x faster here than a boolean
+``masked_fill_``) sets the pruned entries' gradients to exactly zero, so SGD (with momentum and
+weight decay), Adam and AdamW never move them. For any other optimizer the pruned weights are
+also set to zero after each step. Every one of these selects rather than multiplies by the
+mask: ``NaN * 0`` is NaN, and a NaN or infinite gradient or update at a pruned entry must not
+make a pruned weight anything but 0.
 
 The context owns the masks of the tensors it converted; the layers also show them through
 :func:`lth_prune._reparam.hold_dense`, so that :func:`lth_prune.get_masks` and rewinding see
@@ -26,7 +29,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lth_prune import distributed
-from lth_prune._reparam import AppliedMask, hold_dense, pruned_names, refresh, release_dense
+from lth_prune._reparam import AppliedMask, hold_dense, pruned_names, refresh, release_dense, zero_pruned_
 from lth_prune.sparse import _native
 from lth_prune.sparse.kernels import SparseForward
 
@@ -90,7 +93,7 @@ class MaskedTraining:
                 # weight that is now pruned.
                 for value in self.optimizer.state.get(parameter, {}).values():
                     if isinstance(value, Tensor) and value.shape == keep.shape and value.is_floating_point():
-                        value.mul_(keep)
+                        zero_pruned_(value, keep)
         if self._converted and type(self.optimizer) not in _ZERO_PRESERVING:
             self._step_hook = self.optimizer.register_step_post_hook(self._zero_pruned)
         if self._converted and distributed.world_size() > 1:
@@ -132,7 +135,7 @@ class MaskedTraining:
             for key in ("exp_avg_sq", "max_exp_avg_sq"):
                 moment = state.get(key)
                 if isinstance(moment, Tensor) and moment.shape == entry.keep.shape:
-                    moment.mul_(entry.keep).add_(1 - entry.keep)
+                    moment.masked_fill_(entry.keep == 0, 1.0)
         self._unseeded = waiting
 
     def _mask_gradients(self, *args: Any) -> None:
@@ -143,7 +146,7 @@ class MaskedTraining:
     def _zero_pruned(self, *args: Any) -> None:
         with torch.no_grad():
             for entry in self._converted:
-                entry.parameter.mul_(entry.keep)
+                zero_pruned_(entry.parameter, entry.keep)
 
 
 def masked_training(
@@ -202,7 +205,7 @@ def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted
     del module._parameters[name + "_orig"]
     del module._buffers[name + "_mask"]
     with torch.no_grad():
-        parameter.mul_(keep)
+        zero_pruned_(parameter, keep)
     module._parameters[name] = parameter
     keep_fraction = float(keep.sum()) / keep.numel()
     if keep_fraction == 1.0:

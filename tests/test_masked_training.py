@@ -167,6 +167,25 @@ def test_errors():
             LotteryTicket.apply(model[3], "weight", amount=0.1)
 
 
+def test_an_optimizer_over_none_of_the_models_parameters_is_refused():
+    model = _pruned_net()
+    other = torch.optim.SGD(nn.Linear(3, 3).parameters(), lr=0.1)
+    with pytest.raises(ValueError) as error:
+        masked_training(model, other)
+    message = str(error.value)
+    assert message.startswith("masked_training(): optimizer must hold parameters of model, got an optimizer over 2 other")
+    assert "misses all 6 of the model's ('0.bias', '0.weight_orig', '3.bias' and 3 more)" in message
+    assert "model.parameters()" in message
+
+
+def test_an_optimizer_over_some_of_the_models_parameters_is_accepted():
+    model = _pruned_net()
+    optimizer = torch.optim.SGD(model[5].parameters(), lr=0.1)  # the other layers are frozen
+    with masked_training(model, optimizer):
+        _steps(model, optimizer, 1)
+    assert prune.is_pruned(model)
+
+
 def _steps_linear(model: nn.Module, optimizer: torch.optim.Optimizer, count: int) -> None:
     generator = torch.Generator().manual_seed(2)
     for _ in range(count):

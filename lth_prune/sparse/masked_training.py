@@ -68,6 +68,7 @@ class MaskedTraining:
             )
         if isinstance(sparse_density, bool) or not isinstance(sparse_density, (int, float)) or not 0.0 <= sparse_density <= 1.0:
             raise ValueError(f"masked_training(): sparse_density must be a float in [0, 1], got {sparse_density!r}.")
+        _check_optimizer_trains(model, optimizer)
         self.model = model
         self.optimizer = optimizer
         self.sparse_density = float(sparse_density)
@@ -177,6 +178,9 @@ def masked_training(
 
     Raises:
         TypeError: if an argument has the wrong type.
+        ValueError: if ``sparse_density`` is outside [0, 1], or ``optimizer`` holds none of
+            ``model``'s parameters (the model would never train; an optimizer that holds some
+            of them, e.g. with frozen layers, is accepted).
         RuntimeError: if a tensor was pruned again inside the context.
 
     Example:
@@ -192,6 +196,21 @@ def masked_training(
         (True, True)
     """
     return MaskedTraining(model, optimizer, sparse_density)
+
+
+def _check_optimizer_trains(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    named = list(model.named_parameters())
+    held = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+    held_ids = {id(parameter) for parameter in held}
+    if not named or any(id(parameter) in held_ids for _, parameter in named):
+        return
+    shown = ", ".join(repr(name) for name, _ in named[:3])
+    more = f" and {len(named) - 3} more" if len(named) > 3 else ""
+    raise ValueError(
+        f"masked_training(): optimizer must hold parameters of model, got an optimizer over "
+        f"{len(held)} other tensors that misses all {len(named)} of the model's ({shown}{more}); "
+        "build it from this model's parameters (e.g. torch.optim.SGD(model.parameters(), ...))."
+    )
 
 
 def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted:

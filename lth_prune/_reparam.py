@@ -50,6 +50,7 @@ __all__ = [
     "masked_value",
     "named_tensors",
     "output_layer",
+    "PRUNABLE_KINDS",
     "prunable_layers",
     "pruned_names",
     "refresh",
@@ -244,6 +245,13 @@ def seed_deepcopy_memo(
         if isinstance(value, Tensor) and not value.is_leaf and id(value) not in memo:
             with torch.no_grad():
                 memo[id(value)] = value.detach().clone()
+
+
+# What :func:`is_prunable` looks for, in words, for error messages.
+PRUNABLE_KINDS = (
+    "nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d or "
+    "nn.ConvTranspose3d, or a subclass of one, with a weight"
+)
 
 
 def is_prunable(module: nn.Module) -> bool:

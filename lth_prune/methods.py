@@ -20,7 +20,15 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd
 
-from lth_prune._reparam import ModuleOrName, collapse, output_layer, prunable_layers, refresh
+from lth_prune._reparam import (
+    PRUNABLE_KINDS,
+    ModuleOrName,
+    collapse,
+    is_prunable,
+    output_layer,
+    prunable_layers,
+    refresh,
+)
 
 __all__ = [
     "LotteryTicket",
@@ -219,12 +227,16 @@ def prunable(
             everything below it (``"classifier"`` excludes ``"classifier.0"``).
 
     Returns:
-        A list of ``(module, "weight")`` pairs.
+        A list of ``(module, "weight")`` pairs. It is empty when ``exclude`` leaves out every
+        such layer; ``prune.global_unstructured`` then refuses it with torch's own error, and
+        nothing is pruned.
 
     Raises:
         TypeError: if ``model`` is not an ``nn.Module`` or an exclusion is neither a name nor
             a module.
-        ValueError: if an excluded name or module is not part of ``model``.
+        ValueError: if an excluded name or module is not part of ``model``, or ``model`` has
+            no convolution or linear layer at all (nothing to prune; to prune another tensor,
+            use :meth:`LotteryTicket.apply`).
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
@@ -232,6 +244,8 @@ def prunable(
         ['Linear']
     """
     targets = prunable_layers(model, exclude, "prunable()")
+    if not targets:
+        _require_something_to_prune(model, "prunable()")
     for _, module in targets:
         refresh(module, "weight")
     return [(module, "weight") for _, module in targets]
@@ -256,11 +270,14 @@ def prune_layerwise(
         pruning_method: a ``BasePruningMethod`` subclass whose ``apply`` takes ``amount``.
 
     Returns:
-        The rate used for each pruned layer, by dotted name.
+        The rate used for each pruned layer, by dotted name; empty, and nothing pruned, when
+        ``exclude`` leaves out every layer.
 
     Raises:
-        TypeError: if ``rates`` is neither a :class:`PruningRates` nor a float.
-        ValueError: if a ``by_name`` entry of ``rates`` names no prunable layer.
+        TypeError: if ``model`` is not an ``nn.Module`` or ``rates`` is neither a
+            :class:`PruningRates` nor a float.
+        ValueError: if a ``by_name`` entry of ``rates`` names no prunable layer, or ``model``
+            has no convolution or linear layer at all (nothing to prune).
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(),
@@ -276,6 +293,8 @@ def prune_layerwise(
             f"prune_layerwise(): rates must be a PruningRates or a float, got {rates!r}."
         )
     targets = prunable_layers(model, exclude, "prune_layerwise()")
+    if not targets:
+        _require_something_to_prune(model, "prune_layerwise()")
     names = [name for name, _ in targets]
     for pattern in rates.by_name:
         if not any(name == pattern or fnmatch.fnmatchcase(name, pattern) for name in names):
@@ -292,6 +311,18 @@ def prune_layerwise(
         collapse(module)
         used[name] = rate
     return used
+
+
+def _require_something_to_prune(model: nn.Module, caller: str) -> None:
+    """Refuse a model without any prunable layer; one whose layers were all excluded is fine."""
+    if any(is_prunable(module) for module in model.modules()):
+        return
+    kinds = sorted({type(module).__name__ for module in model.modules()})
+    raise ValueError(
+        f"{caller}: model must have a layer to prune ({PRUNABLE_KINDS}), got a "
+        f"{type(model).__name__} with nothing to prune (its modules: {kinds}); to prune "
+        "another tensor, use LotteryTicket.apply(module, name, amount)."
+    )
 
 
 def _smallest(scores: Tensor, count: int) -> Tensor:

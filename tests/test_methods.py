@@ -240,6 +240,20 @@ class TestPrunable:
         with pytest.raises(TypeError, match="model must be an nn.Module"):
             prunable("model")
 
+    def test_a_model_with_nothing_to_prune_is_refused(self):
+        model = nn.Sequential(nn.ReLU(), nn.BatchNorm1d(4))
+        with pytest.raises(ValueError) as error:
+            prunable(model)
+        message = str(error.value)
+        assert message.startswith("prunable(): model must have a layer to prune (nn.Linear, nn.Conv1d,")
+        assert "got a Sequential with nothing to prune (its modules: ['BatchNorm1d', 'ReLU', 'Sequential'])" in message
+        assert "LotteryTicket.apply" in message
+
+    def test_excluding_every_layer_gives_an_empty_list(self):
+        model = _mlp()
+        assert prunable(model, exclude=[""]) == []
+        assert prunable(model, exclude=["0", "2"]) == []
+
 
 class TestLayerwise:
     def test_rates_by_type_and_output(self):
@@ -281,6 +295,14 @@ class TestLayerwise:
             PruningRates(conv=2)
         with pytest.raises(TypeError, match="rates must be a PruningRates or a float"):
             prune_layerwise(_mlp(), "0.2")
+
+    def test_a_model_with_nothing_to_prune_is_refused_and_excluding_all_prunes_nothing(self):
+        with pytest.raises(ValueError, match=r"^prune_layerwise\(\): model must have a layer to prune .*got a "
+                           r"ReLU with nothing to prune \(its modules: \['ReLU'\]\)"):
+            prune_layerwise(nn.ReLU(), 0.2)
+        model = _mlp()
+        assert prune_layerwise(model, 0.2, exclude=["0", "2"]) == {}
+        assert not prune.is_pruned(model)
 
     def test_one_hook_per_layer_after_many_rounds(self):
         model = _mlp()

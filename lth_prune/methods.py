@@ -24,6 +24,7 @@ from lth_prune._reparam import (
     PRUNABLE_KINDS,
     ModuleOrName,
     collapse,
+    ensure_layer_hook,
     is_prunable,
     output_layer,
     prunable_layers,
@@ -217,9 +218,12 @@ def prunable(
     """The ``(module, "weight")`` pairs of every convolution and linear layer, in module order.
 
     This is the ``parameters`` argument that ``prune.global_unstructured`` expects. It also
-    brings the models' masked weights up to date (``weight = weight_orig * weight_mask``, which
-    torch recomputes only on a forward pass) so that pruning ranks the latest trained values,
-    and collapses the per-round masks torch keeps (see :func:`lth_prune.collapse_masks`).
+    brings the models' masked weights up to date (``weight`` from ``weight_orig`` and
+    ``weight_mask``, which torch recomputes only on a forward pass) so that pruning ranks the
+    latest trained values, collapses the per-round masks torch keeps (see
+    :func:`lth_prune.collapse_masks`), and leaves a small hook on each layer that keeps it
+    lean and copyable: the hooks ``prune.global_unstructured`` is about to attach are
+    collapsed at the next forward pass, and ``copy.deepcopy`` works even before it.
 
     Args:
         model: any module.
@@ -248,6 +252,8 @@ def prunable(
         _require_something_to_prune(model, "prunable()")
     for _, module in targets:
         refresh(module, "weight")
+        collapse(module)
+        ensure_layer_hook(module)
     return [(module, "weight") for _, module in targets]
 
 

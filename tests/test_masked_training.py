@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 import importlib
+import io
+import pickle
 
 import pytest
 import torch
@@ -10,7 +12,7 @@ import torch.nn.utils.prune as prune
 from torch import nn
 
 import lth_prune
-from lth_prune import LotteryTicket, masked_training, prunable
+from lth_prune import LotteryTicket, _reparam, masked_training, prunable
 from lth_prune.sparse import _native
 
 # The module itself: the package's attribute of that name is the function it re-exports.
@@ -445,3 +447,65 @@ def test_a_nan_at_a_pruned_entry_of_weight_orig_is_zero_inside_masked_training(d
     with masked_training(model, optimizer):
         assert bool((layer.weight[~keep] == 0).all())
         assert bool(model(torch.randn(2, 1, 8, 8, device=device)).isfinite().all())
+
+
+# --------------------------------------------------------------------------- copies inside the context
+
+
+def _pickled(model):
+    return pickle.loads(pickle.dumps(model))
+
+
+def _saved(model):
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+COPIES = {"deepcopy": copy.deepcopy, "pickle": _pickled, "torch.save": _saved}
+
+
+@pytest.mark.parametrize("make_copy", COPIES.values(), ids=COPIES.keys())
+def test_a_copy_made_inside_the_context_is_pruned_with_equal_masks_and_weights(make_copy, device):
+    model = _pruned_net().to(device)
+    masks = lth_prune.get_masks(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x = torch.randn(4, 1, 8, 8, device=device)
+    with masked_training(model, optimizer):
+        optimizer.zero_grad()
+        model(x).sum().backward()
+        optimizer.step()
+        duplicate = make_copy(model)
+        assert prune.is_pruned(duplicate) and not prune.is_pruned(model)
+        assert lth_prune.get_masks(duplicate).keys() == masks.keys()
+        for key, mask in masks.items():
+            assert torch.equal(lth_prune.get_masks(duplicate)[key], mask)
+            layer, copied = model.get_submodule(key[:-7]), duplicate.get_submodule(key[:-7])
+            assert torch.equal(copied.weight_orig, layer.weight)
+            assert torch.equal(copied.weight, layer.weight)
+            assert copied.weight_mask.dtype == torch.float32
+            assert "__getstate__" not in vars(copied) and _reparam.dense_masks(copied) == {}
+        assert torch.equal(duplicate(x), model(x))
+        # The context goes on training the original only.
+        _steps(model, optimizer, 1)
+    assert prune.is_pruned(model) and "__getstate__" not in vars(model[3])
+    # The copy trains through torch's hooks, its pruned weights at 0.
+    copy_optimizer = torch.optim.SGD(duplicate.parameters(), lr=0.05)
+    copy_optimizer.zero_grad()
+    duplicate(x).sum().backward()
+    copy_optimizer.step()
+    duplicate(x)
+    assert bool((duplicate[3].weight[duplicate[3].weight_mask == 0] == 0).all())
+
+
+def test_a_copy_inside_the_context_leaves_the_sparse_kernels_behind(monkeypatch):
+    monkeypatch.setattr(masked_training_module, "_SPARSE_MIN_WEIGHTS", 1)
+    model = _pruned_net(amount=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    with masked_training(model, optimizer, sparse_density=1.0):
+        assert "forward" in vars(model[3])
+        duplicate = copy.deepcopy(model)
+    assert "forward" not in vars(duplicate[3]) and prune.is_pruned(duplicate)
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.allclose(duplicate(x), model(x), atol=1e-6)

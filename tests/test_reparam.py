@@ -66,12 +66,22 @@ def test_held_dense_masks_live_on_the_module_and_go_when_released():
     assert set(vars(layer)) == before
 
 
-def test_held_dense_masks_are_not_carried_by_a_copy_or_a_pickle():
+def test_held_dense_masks_are_not_carried_by_a_copy_or_a_pickle_which_is_pruned_in_torchs_form():
     layer = nn.Linear(3, 2)
-    _reparam.hold_dense(layer, "weight", torch.ones(2, 3, dtype=torch.uint8))
-    assert _reparam.dense_masks(copy.deepcopy(layer)) == {}
-    assert _reparam.dense_masks(pickle.loads(pickle.dumps(layer))) == {}
+    keep = torch.tensor([[1, 0, 1], [0, 1, 1]], dtype=torch.uint8)
+    with torch.no_grad():
+        layer.weight.mul_(keep)
+    _reparam.hold_dense(layer, "weight", keep, torch.float64)
+    for duplicate in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert _reparam.dense_masks(duplicate) == {} and "__getstate__" not in vars(duplicate)
+        assert _reparam.pruned_names(duplicate) == ["weight"] and prune.is_pruned(duplicate)
+        assert duplicate.weight_mask.dtype == torch.float64
+        assert torch.equal(duplicate.weight_mask, keep.double())
+        assert torch.equal(duplicate.weight_orig, layer.weight) and torch.equal(duplicate.weight, layer.weight)
     assert list(_reparam.dense_masks(layer)) == ["weight"]
+    assert list(layer._parameters) == ["weight", "bias"]
+    _reparam.release_dense(layer, "weight")
+    assert not prune.is_pruned(copy.deepcopy(layer))
 
 
 def test_rezero_zeroes_the_pruned_entries_of_tensors_held_dense():

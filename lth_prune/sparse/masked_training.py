@@ -158,7 +158,9 @@ def masked_training(
     On entry every tensor pruned through ``torch.nn.utils.prune`` becomes a plain parameter (the
     same ``weight_orig`` object, so ``optimizer`` keeps working) with its pruned entries set to
     zero, and its mask is kept as one byte per entry; on exit the pruning reparametrisation comes back
-    with the same masks and the trained weights, and ``prune.is_pruned`` is true again. Prune
+    with the same masks and the trained weights, and ``prune.is_pruned`` is true again. A
+    ``copy.deepcopy``, ``pickle`` or ``torch.save`` of the model inside the context gives it
+    in that pruned form too (the copy is not trained by this context). Prune
     and load state dicts outside the context; rewinding inside it keeps the masks. With Adam
     or AdamW, the second moments of pruned entries are set to 1 (their first moments stay 0,
     so their updates stay exactly 0), which spares torch's slow CPU square root of zeros.
@@ -227,6 +229,7 @@ def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted
         zero_pruned_(parameter, keep)
     module._parameters[name] = parameter
     keep_fraction = float(keep.sum()) / keep.numel()
+    context_attributes: tuple[str, ...] = ()
     if keep_fraction == 1.0:
         handle = None  # nothing pruned (yet): nothing to mask, no pass over the gradient
     elif (
@@ -235,10 +238,11 @@ def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted
     ):
         # The sparse kernels give pruned entries no gradient at all: no mask pass needed.
         module.forward = SparseForward(module, keep.bool())
+        context_attributes = ("forward",)
         handle = None
     else:
         handle = parameter.register_post_accumulate_grad_hook(_GradMask(parameter, keep))
-    hold_dense(module, name, keep)
+    hold_dense(module, name, keep, mask.dtype, context_attributes)
     return _Converted(module, name, parameter, keep, keep_fraction, mask.dtype, handle)
 
 

@@ -178,17 +178,15 @@ def _read(
         payload: Any = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         # weights_only refused an object: a pickled module or optimizer, or not a pickle at all.
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
             f"{caller}: {where} must be a ticket saved by save_ticket(), got a file that holds "
             f"something else (a pickled module or other object, or bytes that are no pickle: "
-            f"{detail[:200]})."
+            f"{_first_sentence(error)})."
         ) from error
     except (RuntimeError, EOFError, KeyError, ValueError, AttributeError, IndexError) as error:
         raise ValueError(
             f"{caller}: {where} must be a ticket saved by save_ticket(), got a file torch.load "
-            f"cannot read (truncated, or not a torch file: {type(error).__name__}: "
-            f"{str(error).strip()[:200]})."
+            f"cannot read (truncated, or not a torch file: {_first_sentence(error)})."
         ) from error
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         found = f"a dict with keys {sorted(map(str, payload))[:6]}" if isinstance(payload, dict) else (
@@ -247,6 +245,12 @@ def _is_named(value: object, kinds: type | tuple[type, ...]) -> bool:
     return isinstance(value, dict) and all(
         isinstance(key, str) and isinstance(entry, kinds) for key, entry in value.items()
     )
+
+
+def _first_sentence(error: BaseException) -> str:
+    """The error's type and the first sentence of its message: torch's run to a paragraph."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text.split('. ')[0].rstrip('.')[:200]}" if text else type(error).__name__
 
 
 def _name(path: PathLike | BinaryIO) -> str:

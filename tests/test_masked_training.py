@@ -309,7 +309,7 @@ class _AddToGradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (poison,) = ctx.saved_tensors
-        return grad + poison, None
+        return grad + poison.to(grad.device), None
 
 
 class _PoisonedLinear(nn.Linear):

@@ -20,7 +20,16 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd
 
-from lth_prune._reparam import ModuleOrName, collapse, output_layer, prunable_layers, refresh
+from lth_prune._reparam import (
+    PRUNABLE_KINDS,
+    ModuleOrName,
+    collapse,
+    ensure_layer_hook,
+    is_prunable,
+    output_layer,
+    prunable_layers,
+    refresh,
+)
 
 __all__ = [
     "LotteryTicket",
@@ -257,9 +266,12 @@ def prunable(
     """The ``(module, "weight")`` pairs of every convolution and linear layer, in module order.
 
     This is the ``parameters`` argument that ``prune.global_unstructured`` expects. It also
-    brings the models' masked weights up to date (``weight = weight_orig * weight_mask``, which
-    torch recomputes only on a forward pass) so that pruning ranks the latest trained values,
-    and collapses the per-round masks torch keeps (see :func:`lth_prune.collapse_masks`).
+    brings the models' masked weights up to date (``weight`` from ``weight_orig`` and
+    ``weight_mask``, which torch recomputes only on a forward pass) so that pruning ranks the
+    latest trained values, collapses the per-round masks torch keeps (see
+    :func:`lth_prune.collapse_masks`), and leaves a small hook on each layer that keeps it
+    lean and copyable: the hooks ``prune.global_unstructured`` is about to attach are
+    collapsed at the next forward pass, and ``copy.deepcopy`` works even before it.
 
     Args:
         model: any module.
@@ -267,12 +279,16 @@ def prunable(
             everything below it (``"classifier"`` excludes ``"classifier.0"``).
 
     Returns:
-        A list of ``(module, "weight")`` pairs.
+        A list of ``(module, "weight")`` pairs. It is empty when ``exclude`` leaves out every
+        such layer; ``prune.global_unstructured`` then refuses it with torch's own error, and
+        nothing is pruned.
 
     Raises:
         TypeError: if ``model`` is not an ``nn.Module`` or an exclusion is neither a name nor
             a module.
-        ValueError: if an excluded name or module is not part of ``model``.
+        ValueError: if an excluded name or module is not part of ``model``, or ``model`` has
+            no convolution or linear layer at all (nothing to prune; to prune another tensor,
+            use :meth:`LotteryTicket.apply`).
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
@@ -280,8 +296,12 @@ def prunable(
         ['Linear']
     """
     targets = prunable_layers(model, exclude, "prunable()")
+    if not targets:
+        _require_something_to_prune(model, "prunable()")
     for _, module in targets:
         refresh(module, "weight")
+        collapse(module)
+        ensure_layer_hook(module)
     return [(module, "weight") for _, module in targets]
 
 
@@ -304,11 +324,14 @@ def prune_layerwise(
         pruning_method: a ``BasePruningMethod`` subclass whose ``apply`` takes ``amount``.
 
     Returns:
-        The rate used for each pruned layer, by dotted name.
+        The rate used for each pruned layer, by dotted name; empty, and nothing pruned, when
+        ``exclude`` leaves out every layer.
 
     Raises:
-        TypeError: if ``rates`` is neither a :class:`PruningRates` nor a float.
-        ValueError: if a ``by_name`` entry of ``rates`` names no prunable layer.
+        TypeError: if ``model`` is not an ``nn.Module`` or ``rates`` is neither a
+            :class:`PruningRates` nor a float.
+        ValueError: if a ``by_name`` entry of ``rates`` names no prunable layer, or ``model``
+            has no convolution or linear layer at all (nothing to prune).
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(),
@@ -324,6 +347,8 @@ def prune_layerwise(
             f"prune_layerwise(): rates must be a PruningRates or a float, got {rates!r}."
         )
     targets = prunable_layers(model, exclude, "prune_layerwise()")
+    if not targets:
+        _require_something_to_prune(model, "prune_layerwise()")
     names = [name for name, _ in targets]
     for pattern in rates.by_name:
         if not any(name == pattern or fnmatch.fnmatchcase(name, pattern) for name in names):
@@ -340,6 +365,18 @@ def prune_layerwise(
         collapse(module)
         used[name] = rate
     return used
+
+
+def _require_something_to_prune(model: nn.Module, caller: str) -> None:
+    """Refuse a model without any prunable layer; one whose layers were all excluded is fine."""
+    if any(is_prunable(module) for module in model.modules()):
+        return
+    kinds = sorted({type(module).__name__ for module in model.modules()})
+    raise ValueError(
+        f"{caller}: model must have a layer to prune ({PRUNABLE_KINDS}), got a "
+        f"{type(model).__name__} with nothing to prune (its modules: {kinds}); to prune "
+        "another tensor, use LotteryTicket.apply(module, name, amount)."
+    )
 
 
 def _smallest(scores: Tensor, count: int) -> Tensor:

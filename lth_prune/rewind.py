@@ -17,13 +17,13 @@ import torch
 from torch import Tensor, nn
 
 from lth_prune._reparam import (
+    LayerHook,
     collapse,
     is_prunable,
     named_tensors,
     pruned_names,
     refresh,
     rezero,
-    seed_deepcopy_memo,
 )
 
 __all__ = [
@@ -55,7 +55,7 @@ class Rewinder:
         self._model_ref = weakref.ref(model)
         self._rewind_point: dict[str, Tensor] | None = None
         self._layer_hooks = [
-            module.register_forward_pre_hook(_LayerHook(module))
+            module.register_forward_pre_hook(LayerHook(module))
             for module in model.modules()
             if is_prunable(module)
         ]
@@ -142,23 +142,8 @@ class Rewinder:
         )
 
 
-class _LayerHook:
-    """Forward pre-hook on each conv/linear layer: collapses stacked masks, eases deepcopy."""
-
-    def __init__(self, module: nn.Module | None = None) -> None:
-        self._module = weakref.ref(module) if module is not None else None
-
-    def __call__(self, module: nn.Module, inputs: Any) -> None:
-        if self._module is None:
-            self._module = weakref.ref(module)
-        collapse(module)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"_module": None}
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _LayerHook:
-        seed_deepcopy_memo(self._module, memo)
-        return _LayerHook()
+# Models pickled whole with rewind hooks before the hook moved to _reparam name it here.
+_LayerHook = LayerHook
 
 
 def register_rewind_hooks(

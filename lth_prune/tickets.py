@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import numbers
 import os
+import pickle
 from typing import Any, BinaryIO, Union
 
 import torch
@@ -97,13 +99,23 @@ def load_ticket(
         The :class:`Rewinder` registered on ``model``.
 
     Raises:
-        ValueError: if the file is not a ticket, or its masks or rewind point do not match the
-            model's layers and shapes (checked before anything is changed).
+        TypeError: if ``model`` is not an ``nn.Module`` or ``path`` is not a file name.
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if the file is not a ticket (not a torch file, truncated, another object
+            such as a state dict or a pickled module, or a ticket whose contents do not
+            agree), or its masks or rewind point do not match the model's layers and shapes;
+            all checked before anything is changed, and the message names the file.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"load_ticket(): model must be an nn.Module, got {type(model).__name__}.")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"load_ticket(): path must be a file name (str or os.PathLike), got {type(path).__name__}."
+        )
     if map_location is None:
         first = next(iter(model.parameters()), None)
         map_location = first.device if first is not None else "cpu"
-    masks, state, rewind_step = read_ticket(path, map_location)
+    masks, state, rewind_step = _read(path, map_location, "load_ticket()")
     _check_ticket(model, masks, state, path)
     set_masks(model, masks)
     rewinder = register_rewind_hooks(model)
@@ -118,32 +130,135 @@ def read_ticket(
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], int]:
     """The boolean masks, the rewind point (whole tensors) and the rewind step in a ticket file.
 
+    Args:
+        path: a file written by :func:`save_ticket`, or a binary file object.
+        map_location: passed to :func:`torch.load`.
+
+    Returns:
+        ``(masks, rewind_point, rewind_step)``: masks and values by dense weight name
+        (``"fc1.weight"``), and the optimizer step the rewind point was taken at.
+
     Raises:
-        ValueError: if the file is not a ticket or its contents do not agree.
+        TypeError: if ``path`` is neither a file name nor a binary file object.
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if the file is not a ticket (not a torch file, truncated, another object
+            such as a state dict or a pickled module) or its contents do not agree; the
+            message names the file.
+
+    Example:
+        >>> import io
+        >>> net = torch.nn.Linear(4, 2)
+        >>> _ = register_rewind_hooks(net)
+        >>> _ = torch.nn.utils.prune.random_unstructured(net, "weight", amount=3)
+        >>> buffer = io.BytesIO()
+        >>> save_ticket(net, buffer)
+        >>> _ = buffer.seek(0)
+        >>> masks, rewind_point, rewind_step = read_ticket(buffer)
+        >>> int(masks["weight"].sum()), sorted(rewind_point), rewind_step
+        (5, ['bias', 'weight'], 0)
     """
-    payload: Any = torch.load(path, map_location=map_location, weights_only=True)
+    return _read(path, map_location, "read_ticket()")
+
+
+def _read(
+    path: PathLike | BinaryIO, map_location: str | torch.device | None, caller: str
+) -> tuple[dict[str, Tensor], dict[str, Tensor], int]:
+    if isinstance(path, (str, os.PathLike)):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"{caller}: path must be an existing ticket file, got {os.fspath(path)!r}, which "
+                f"{'is a directory' if os.path.isdir(path) else 'does not exist'}."
+            )
+    elif not (hasattr(path, "read") and hasattr(path, "seek")):
+        raise TypeError(
+            f"{caller}: path must be a file name or a binary file object, got {type(path).__name__}."
+        )
+    where = _name(path)
+    try:
+        payload: Any = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        # weights_only refused an object: a pickled module or optimizer, or not a pickle at all.
+        raise ValueError(
+            f"{caller}: {where} must be a ticket saved by save_ticket(), got a file that holds "
+            f"something else (a pickled module or other object, or bytes that are no pickle: "
+            f"{_first_sentence(error)})."
+        ) from error
+    except (RuntimeError, EOFError, KeyError, ValueError, AttributeError, IndexError) as error:
+        raise ValueError(
+            f"{caller}: {where} must be a ticket saved by save_ticket(), got a file torch.load "
+            f"cannot read (truncated, or not a torch file: {_first_sentence(error)})."
+        ) from error
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(f"load_ticket(): path must be a ticket saved by save_ticket(), got {str(path)!r}.")
-    masks, state = payload["masks"], payload["rewind_point"]
-    if payload.get("version") == _COMPACT:
-        masks, state = _expand(masks, state, path)
-    return masks, state, int(payload["rewind_step"])
+        found = f"a dict with keys {sorted(map(str, payload))[:6]}" if isinstance(payload, dict) else (
+            f"a {type(payload).__name__}"
+        )
+        raise ValueError(f"{caller}: {where} must be a ticket saved by save_ticket(), got {found}.")
+    version = payload.get("version")
+    if version not in (_PLAIN, _COMPACT):
+        raise ValueError(
+            f"{caller}: {where} must be a ticket of format version {_PLAIN} or {_COMPACT}, got "
+            f"version {version!r}; it was written by another lth_prune."
+        )
+    masks, state, rewind_step = (payload.get(key) for key in ("masks", "rewind_point", "rewind_step"))
+    if not _is_named(masks, (Tensor, dict)) or not _is_named(state, Tensor):
+        raise ValueError(
+            f"{caller}: {where} is a damaged ticket: its masks and rewind_point must be dicts of "
+            f"tensors by name, got {type(masks).__name__} and {type(state).__name__}."
+        )
+    if isinstance(rewind_step, bool) or not isinstance(rewind_step, numbers.Integral) or rewind_step < 0:
+        raise ValueError(
+            f"{caller}: {where} is a damaged ticket: its rewind_step must be an int >= 0, got "
+            f"{rewind_step!r}."
+        )
+    if version == _COMPACT:
+        masks, state = _expand(masks, state, where, caller)
+    elif not all(isinstance(mask, Tensor) for mask in masks.values()):
+        raise ValueError(f"{caller}: {where} is a damaged ticket: a plain ticket's masks must be tensors.")
+    return masks, state, int(rewind_step)
 
 
-def _expand(packed: dict, values: dict, path: PathLike) -> tuple[dict, dict]:
-    masks = {name: unpack_mask(entry) for name, entry in packed.items()}
+def _expand(packed: dict, values: dict, where: str, caller: str) -> tuple[dict, dict]:
+    masks = {}
+    for name, entry in packed.items():
+        try:
+            masks[name] = unpack_mask(entry)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, IndexError) as error:
+            raise ValueError(
+                f"{caller}: {where} is a damaged ticket: the mask of {name} cannot be decoded "
+                f"({type(error).__name__}: {error})."
+            ) from error
     state = dict(values)
     for name, mask in masks.items():
         kept = values.get(name)
         if kept is None or kept.numel() != int(mask.sum()):
             raise ValueError(
-                f"load_ticket(): the ticket {path!r} holds {None if kept is None else kept.numel()} "
+                f"{caller}: the ticket {where} holds {None if kept is None else kept.numel()} "
                 f"values for {name}, whose mask keeps {int(mask.sum())}."
             )
         full = torch.zeros(mask.shape, dtype=kept.dtype, device=kept.device)
-        full[mask.to(kept.device)] = kept
+        full[mask.to(kept.device)] = kept.reshape(-1)
         state[name] = full
     return masks, state
+
+
+def _is_named(value: object, kinds: type | tuple[type, ...]) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(key, str) and isinstance(entry, kinds) for key, entry in value.items()
+    )
+
+
+def _first_sentence(error: BaseException) -> str:
+    """The error's type and the first sentence of its message: torch's run to a paragraph."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text.split('. ')[0].rstrip('.')[:200]}" if text else type(error).__name__
+
+
+def _name(path: PathLike | BinaryIO) -> str:
+    """How a message names the ticket: the file name, quoted, or the file object's name."""
+    if isinstance(path, (str, os.PathLike)):
+        return repr(os.fspath(path))
+    name = getattr(path, "name", None)
+    return repr(name) if isinstance(name, str) else f"the file object {type(path).__name__}"
 
 
 def _check_ticket(model: nn.Module, masks: dict, state: dict, path: PathLike) -> None:

@@ -187,6 +187,18 @@ def test_read_idx_truncated_gzip_names_file(tmp_path: Path) -> None:
         read_idx(path)
 
 
+def test_read_idx_implausible_header_is_reported_without_overflow(tmp_path: Path) -> None:
+    # 2**31 x 2**16 x 2**16 one-byte entries: 2**63 bytes, one past numpy's int64.
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2**31, 2**16, 2**16) + bytes(12))
+    with pytest.raises(ValueError) as caught:
+        read_idx(path)
+    message = str(caught.value)
+    assert f"{str(path)!r} must hold 9223372036854775808 bytes of data for shape (2147483648, 65536, 65536)" in message
+    assert "got 12 (truncated: the file is far too short for the shape its header claims" in message
+    assert "header is damaged or this is not an idx file" in message and "-9223372036854775808" not in message
+
+
 def test_read_idx_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="read_idx"):
         read_idx(tmp_path / "absent")
@@ -322,6 +334,72 @@ def test_corrupt_cifar10_batch_names_folder(tmp_path: Path) -> None:
     write_cifar10(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="cifar-10-batches-py.*unreadable"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
+def _rewrite_batch(folder: Path, filename: str, *, bytes_keys: bool = False, **changes: object) -> None:
+    """Load one batch and write it back with Python 3's pickle, its keys as str or bytes."""
+    with (folder / filename).open("rb") as handle:
+        entry = pickle.load(handle, encoding="latin1")
+    entry.update(changes)
+    entry = {(key.encode() if bytes_keys else key): value for key, value in entry.items()}
+    with (folder / filename).open("wb") as handle:
+        pickle.dump(entry, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def test_cifar10_batches_with_bytes_keys_load(tmp_path: Path) -> None:
+    written = write_cifar10(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    for filename in ("data_batch_2", "test_batch", "batches.meta"):
+        _rewrite_batch(folder, filename, bytes_keys=True)
+    with pytest.warns(UserWarning, match="md5 mismatch"):
+        splits = load_dataset("cifar10", data_dir=tmp_path, val_size=0)
+    np.testing.assert_array_equal(pixels(splits.test_x, splits, 255), written["test_batch/data"])
+    np.testing.assert_array_equal(splits.test_y.numpy(), written["test_batch/labels"])
+    assert splits.class_names[-1] == "truck"
+
+
+def _cifar10_error(tmp_path: Path, filename: str, **changes: object) -> str:
+    write_cifar10(tmp_path)
+    _rewrite_batch(tmp_path / "cifar-10-batches-py", filename, **changes)
+    with pytest.warns(UserWarning), pytest.raises(ValueError) as caught:
+        load_dataset("cifar10", data_dir=tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"load_dataset(): {str(tmp_path / 'cifar-10-batches-py' / filename)!r} must ")
+    return message
+
+
+def test_cifar10_label_out_of_range_is_named_with_the_valid_range(tmp_path: Path) -> None:
+    message = _cifar10_error(tmp_path, "data_batch_4", labels=[3, 42, 1, 0])
+    assert "must hold labels in [0, 10), the 10 CIFAR-10 classes, got 42 at position 1 (1 of 4 labels" in message
+
+
+def test_cifar10_float_pixels_are_refused_naming_the_dtype(tmp_path: Path) -> None:
+    message = _cifar10_error(tmp_path, "test_batch", data=np.zeros((6, 3072), dtype=np.float64))
+    assert "must hold uint8 pixels in 'data', as CIFAR-10's batches do, got float64" in message
+    assert "astype(np.uint8)" in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"labels": [1, 2]}, "must hold one label per image, got 2 labels for 4 images"),
+        ({"labels": [0.5, 1.0, 2.0, 3.0]}, "must hold one integer label per image in 'labels', got an array of float64"),
+        ({"data": np.zeros((4, 100), dtype=np.uint8)}, "N rows of 3072 values (3 x 32 x 32) in 'data', got shape (4, 100)"),
+    ],
+    ids=["label-count", "float-labels", "row-size"],
+)
+def test_cifar10_batch_contents_are_checked_and_the_file_named(tmp_path: Path, changes: dict, words: str) -> None:
+    assert words in _cifar10_error(tmp_path, "data_batch_1", **changes)
+
+
+def test_cifar10_batch_without_its_keys_is_named(tmp_path: Path) -> None:
+    write_cifar10(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_5"
+    with path.open("wb") as handle:
+        pickle.dump({b"pixels": np.zeros((4, 3072), np.uint8)}, handle)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"data_batch_5' must be a CIFAR-10 python "
+                                                  r"batch .*got a dict without \['data', 'labels'\] \(its keys: \['pixels'\]\)"):
         load_dataset("cifar10", data_dir=tmp_path)
 
 

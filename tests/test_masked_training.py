@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 import importlib
+import io
+import pickle
 
 import pytest
 import torch
@@ -10,7 +12,7 @@ import torch.nn.utils.prune as prune
 from torch import nn
 
 import lth_prune
-from lth_prune import LotteryTicket, masked_training, prunable
+from lth_prune import LotteryTicket, _reparam, masked_training, prunable
 from lth_prune.sparse import _native
 
 # The module itself: the package's attribute of that name is the function it re-exports.
@@ -167,6 +169,25 @@ def test_errors():
             LotteryTicket.apply(model[3], "weight", amount=0.1)
 
 
+def test_an_optimizer_over_none_of_the_models_parameters_is_refused():
+    model = _pruned_net()
+    other = torch.optim.SGD(nn.Linear(3, 3).parameters(), lr=0.1)
+    with pytest.raises(ValueError) as error:
+        masked_training(model, other)
+    message = str(error.value)
+    assert message.startswith("masked_training(): optimizer must hold parameters of model, got an optimizer over 2 other")
+    assert "misses all 6 of the model's ('0.bias', '0.weight_orig', '3.bias' and 3 more)" in message
+    assert "model.parameters()" in message
+
+
+def test_an_optimizer_over_some_of_the_models_parameters_is_accepted():
+    model = _pruned_net()
+    optimizer = torch.optim.SGD(model[5].parameters(), lr=0.1)  # the other layers are frozen
+    with masked_training(model, optimizer):
+        _steps(model, optimizer, 1)
+    assert prune.is_pruned(model)
+
+
 def _steps_linear(model: nn.Module, optimizer: torch.optim.Optimizer, count: int) -> None:
     generator = torch.Generator().manual_seed(2)
     for _ in range(count):
@@ -272,3 +293,219 @@ def test_adam_seeding_waits_only_for_the_parameters_it_optimizes():
         assert [entry.module for entry in context._unseeded] == [model[3]]
         _steps(model, optimizer, 1)
         assert context._unseeded == []
+
+
+# --------------------------------------------------------------------------- NaN and inf
+
+
+class _AddToGradient(torch.autograd.Function):
+    """Identity forward; adds ``poison`` (NaN, inf or 0 per entry) to the gradient going back."""
+
+    @staticmethod
+    def forward(ctx, weight, poison):
+        ctx.save_for_backward(poison)
+        return weight.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (poison,) = ctx.saved_tensors
+        return grad + poison.to(grad.device), None
+
+
+class _PoisonedLinear(nn.Linear):
+    """A linear layer whose weight gradient holds NaN and inf wherever ``poison`` does."""
+
+    def forward(self, x):
+        return nn.functional.linear(x, _AddToGradient.apply(self.weight, self.poison), self.bias)
+
+
+POISON_OPTIMIZERS = {
+    "sgd-momentum-wd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-2, nesterov=True),
+    "adam-amsgrad-l2": lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-2, amsgrad=True),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
+    "rmsprop-centered": lambda p: torch.optim.RMSprop(p, lr=1e-2, momentum=0.9, weight_decay=1e-2, centered=True),
+    "lbfgs": lambda p: torch.optim.LBFGS(p, lr=0.1, max_iter=3, history_size=3),
+}
+
+
+def _poisoned_net(device: torch.device, at: str) -> tuple[nn.Sequential, torch.Tensor]:
+    """A pruned net whose first layer's gradient holds NaN, +inf and -inf at pruned entries
+    (``at="pruned"``) or at pruned and kept ones (``at="pruned-and-kept"``); and its keep mask."""
+    torch.manual_seed(0)
+    first = _PoisonedLinear(6, 8)
+    model = nn.Sequential(first, nn.ReLU(), nn.Linear(8, 3))
+    prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=0.5)
+    lth_prune.collapse_masks(model)
+    keep = first.weight_mask.bool()
+    poison = torch.zeros(8, 6)
+    pruned, kept = (~keep).nonzero(), keep.nonzero()
+    specials = [float("nan"), float("inf"), -float("inf")]
+    for index, value in enumerate(specials):
+        poison[tuple(pruned[index])] = value
+        if at == "pruned-and-kept":
+            poison[tuple(kept[index])] = value
+    first.poison = poison
+    return model.to(device), keep.to(device)
+
+
+def _poisoned_steps(model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        x = torch.randn(5, 6, generator=generator).to(device)
+
+        def closure():
+            optimizer.zero_grad()
+            loss = model(x).pow(2).mean()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+
+
+@pytest.mark.parametrize("at", ["pruned", "pruned-and-kept"])
+@pytest.mark.parametrize("make_optimizer", POISON_OPTIMIZERS.values(), ids=POISON_OPTIMIZERS.keys())
+@pytest.mark.parametrize("masking", ["c-kernel", "torch-fallback"])
+def test_nan_and_inf_gradients_never_move_a_pruned_weight_inside_masked_training(
+    make_optimizer, at, masking, device, monkeypatch
+):
+    if masking == "c-kernel" and (device.type != "cpu" or not _native.native_available()):
+        pytest.skip("the C kernel runs on CPU tensors, where a C compiler is at hand")
+    if masking == "torch-fallback":
+        monkeypatch.setattr(_native, "_kernel_for", lambda values, keep: None)
+    model, keep = _poisoned_net(device, at)
+    layer = model[0]
+    optimizer = make_optimizer(model.parameters())
+    with masked_training(model, optimizer):
+        _poisoned_steps(model, optimizer, device)
+        assert bool((layer.weight.grad[~keep] == 0).all()), "a pruned entry's gradient is not 0"
+        assert bool((layer.weight[~keep] == 0).all()), layer.weight[~keep]
+        if at == "pruned":
+            assert bool(layer.weight[keep].isfinite().all())
+    assert bool((layer.weight[~keep] == 0).all())
+    assert bool((layer.weight_orig[~keep] == 0).all())
+
+
+@pytest.mark.parametrize("at", ["pruned", "pruned-and-kept"])
+@pytest.mark.parametrize("make_optimizer", POISON_OPTIMIZERS.values(), ids=POISON_OPTIMIZERS.keys())
+def test_nan_and_inf_gradients_never_reach_a_pruned_weight_under_torchs_hooks(make_optimizer, at, device):
+    model, keep = _poisoned_net(device, at)
+    layer = model[0]
+    optimizer = make_optimizer(model.parameters())
+    _poisoned_steps(model, optimizer, device)
+    assert bool((layer.weight_orig.grad[~keep] == 0).all()), "a pruned entry's gradient is not 0"
+    model(torch.randn(2, 6, device=device))  # the hook recomputes weight
+    assert bool((layer.weight[~keep] == 0).all()), layer.weight[~keep]
+    if at == "pruned":
+        assert bool(layer.weight.isfinite().all())
+        assert bool(model(torch.randn(2, 6, device=device)).isfinite().all())
+
+
+def test_stale_nan_momentum_at_pruned_entries_does_not_move_them(device):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 2)).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    _steps_linear(model, optimizer, 2)
+    prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=0.5)
+    keep = model[0].weight_mask.bool()
+    optimizer.state[model[0].weight_orig]["momentum_buffer"][~keep] = float("nan")
+    with masked_training(model, optimizer):
+        _steps_linear(model, optimizer, 2)
+        assert bool((model[0].weight[~keep] == 0).all())
+        assert bool(model[0].weight[keep].isfinite().all())
+
+
+@pytest.mark.parametrize("optimizer_class", [torch.optim.Adam, torch.optim.AdamW])
+def test_stale_nan_adam_moments_at_pruned_entries_are_seeded_and_do_not_move_them(optimizer_class, device):
+    model = _pruned_net().to(device)
+    optimizer = optimizer_class(model.parameters(), lr=1e-2, amsgrad=True)
+    layer = model[3]
+    keep = layer.weight_mask.bool()
+    optimizer.zero_grad()
+    model(torch.randn(2, 1, 8, 8, device=device)).sum().backward()
+    optimizer.step()
+    state = optimizer.state[layer.weight_orig]
+    for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        state[key][~keep] = float("nan")
+    with masked_training(model, optimizer):
+        for key in ("exp_avg_sq", "max_exp_avg_sq"):
+            assert bool((state[key][~keep] == 1).all()), key
+        assert bool((state["exp_avg"][~keep] == 0).all())
+        optimizer.zero_grad()
+        model(torch.randn(2, 1, 8, 8, device=device)).sum().backward()
+        optimizer.step()
+        assert bool((layer.weight[~keep] == 0).all())
+        assert bool(layer.weight[keep].isfinite().all())
+
+
+def test_a_nan_at_a_pruned_entry_of_weight_orig_is_zero_inside_masked_training(device):
+    model = _pruned_net().to(device)
+    layer = model[3]
+    keep = layer.weight_mask.bool()
+    with torch.no_grad():
+        layer.weight_orig[~keep] = float("nan")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with masked_training(model, optimizer):
+        assert bool((layer.weight[~keep] == 0).all())
+        assert bool(model(torch.randn(2, 1, 8, 8, device=device)).isfinite().all())
+
+
+# --------------------------------------------------------------------------- copies inside the context
+
+
+def _pickled(model):
+    return pickle.loads(pickle.dumps(model))
+
+
+def _saved(model):
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+COPIES = {"deepcopy": copy.deepcopy, "pickle": _pickled, "torch.save": _saved}
+
+
+@pytest.mark.parametrize("make_copy", COPIES.values(), ids=COPIES.keys())
+def test_a_copy_made_inside_the_context_is_pruned_with_equal_masks_and_weights(make_copy, device):
+    model = _pruned_net().to(device)
+    masks = lth_prune.get_masks(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x = torch.randn(4, 1, 8, 8, device=device)
+    with masked_training(model, optimizer):
+        optimizer.zero_grad()
+        model(x).sum().backward()
+        optimizer.step()
+        duplicate = make_copy(model)
+        assert prune.is_pruned(duplicate) and not prune.is_pruned(model)
+        assert lth_prune.get_masks(duplicate).keys() == masks.keys()
+        for key, mask in masks.items():
+            assert torch.equal(lth_prune.get_masks(duplicate)[key], mask)
+            layer, copied = model.get_submodule(key[:-7]), duplicate.get_submodule(key[:-7])
+            assert torch.equal(copied.weight_orig, layer.weight)
+            assert torch.equal(copied.weight, layer.weight)
+            assert copied.weight_mask.dtype == torch.float32
+            assert "__getstate__" not in vars(copied) and _reparam.dense_masks(copied) == {}
+        assert torch.equal(duplicate(x), model(x))
+        # The context goes on training the original only.
+        _steps(model, optimizer, 1)
+    assert prune.is_pruned(model) and "__getstate__" not in vars(model[3])
+    # The copy trains through torch's hooks, its pruned weights at 0.
+    copy_optimizer = torch.optim.SGD(duplicate.parameters(), lr=0.05)
+    copy_optimizer.zero_grad()
+    duplicate(x).sum().backward()
+    copy_optimizer.step()
+    duplicate(x)
+    assert bool((duplicate[3].weight[duplicate[3].weight_mask == 0] == 0).all())
+
+
+def test_a_copy_inside_the_context_leaves_the_sparse_kernels_behind(monkeypatch):
+    monkeypatch.setattr(masked_training_module, "_SPARSE_MIN_WEIGHTS", 1)
+    model = _pruned_net(amount=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    with masked_training(model, optimizer, sparse_density=1.0):
+        assert "forward" in vars(model[3])
+        duplicate = copy.deepcopy(model)
+    assert "forward" not in vars(duplicate[3]) and prune.is_pruned(duplicate)
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.allclose(duplicate(x), model(x), atol=1e-6)

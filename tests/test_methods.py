@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import io
+import pickle
 
 import pytest
 import torch
@@ -240,6 +242,20 @@ class TestPrunable:
         with pytest.raises(TypeError, match="model must be an nn.Module"):
             prunable("model")
 
+    def test_a_model_with_nothing_to_prune_is_refused(self):
+        model = nn.Sequential(nn.ReLU(), nn.BatchNorm1d(4))
+        with pytest.raises(ValueError) as error:
+            prunable(model)
+        message = str(error.value)
+        assert message.startswith("prunable(): model must have a layer to prune (nn.Linear, nn.Conv1d,")
+        assert "got a Sequential with nothing to prune (its modules: ['BatchNorm1d', 'ReLU', 'Sequential'])" in message
+        assert "LotteryTicket.apply" in message
+
+    def test_excluding_every_layer_gives_an_empty_list(self):
+        model = _mlp()
+        assert prunable(model, exclude=[""]) == []
+        assert prunable(model, exclude=["0", "2"]) == []
+
 
 class TestLayerwise:
     def test_rates_by_type_and_output(self):
@@ -282,6 +298,14 @@ class TestLayerwise:
         with pytest.raises(TypeError, match="rates must be a PruningRates or a float"):
             prune_layerwise(_mlp(), "0.2")
 
+    def test_a_model_with_nothing_to_prune_is_refused_and_excluding_all_prunes_nothing(self):
+        with pytest.raises(ValueError, match=r"^prune_layerwise\(\): model must have a layer to prune .*got a "
+                           r"ReLU with nothing to prune \(its modules: \['ReLU'\]\)"):
+            prune_layerwise(nn.ReLU(), 0.2)
+        model = _mlp()
+        assert prune_layerwise(model, 0.2, exclude=["0", "2"]) == {}
+        assert not prune.is_pruned(model)
+
     def test_one_hook_per_layer_after_many_rounds(self):
         model = _mlp()
         for _ in range(4):
@@ -309,3 +333,55 @@ def test_layer_pruned_alone_can_be_deep_copied():
     x = torch.randn(3, 10)
     assert torch.equal(clone(x), model(x))
     assert torch.equal(clone[0].weight_mask, model[0].weight_mask)
+
+
+def _round_trips():
+    def pickled(model):
+        return pickle.loads(pickle.dumps(model))
+
+    def saved(model):
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        buffer.seek(0)
+        return torch.load(buffer, weights_only=False)
+
+    def state_dict(model):
+        fresh = _mlp(seed=5)
+        lth_prune.load_pruned_state_dict(fresh, model.state_dict())
+        return fresh
+
+    return {"deepcopy": copy.deepcopy, "pickle": pickled, "torch.save": saved, "state_dict": state_dict}
+
+
+ROUND_TRIPS = _round_trips()
+
+
+@pytest.mark.parametrize("after_forward", [False, True], ids=["at-once", "after-a-forward"])
+@pytest.mark.parametrize("round_trip", ROUND_TRIPS.values(), ids=ROUND_TRIPS.keys())
+def test_a_globally_pruned_model_without_rewind_hooks_survives_round_trips(round_trip, after_forward, device):
+    model = _mlp().to(device)
+    prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=0.2)
+    x = torch.randn(3, 20, device=device)
+    if after_forward:
+        model(x).sum().backward()  # weight is a non-leaf again, computed by lth_prune's hook
+    duplicate = round_trip(model).to(device)
+    assert prune.is_pruned(duplicate)
+    masks = lth_prune.get_masks(model)
+    assert masks.keys() == lth_prune.get_masks(duplicate).keys() == {"0.weight", "2.weight"}
+    for key, mask in masks.items():
+        assert torch.equal(lth_prune.get_masks(duplicate)[key], mask)
+    for original, copied in zip(model, duplicate):
+        if isinstance(original, nn.Linear):
+            assert torch.equal(copied.weight_orig, original.weight_orig)
+            assert torch.equal(copied.weight, original.weight)
+    assert torch.equal(duplicate(x), model(x))
+
+
+def test_prunable_leaves_one_hook_that_collapses_torchs_at_the_next_forward():
+    model = _mlp()
+    for _ in range(3):
+        prune.global_unstructured(prunable(model), pruning_method=LotteryTicket, amount=0.2)
+    model(torch.randn(2, 20))
+    for module, _ in prunable(model):
+        kinds = [type(hook).__name__ for hook in module._forward_pre_hooks.values()]
+        assert kinds == ["LayerHook", "AppliedMask"]

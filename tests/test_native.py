@@ -1,4 +1,4 @@
-"""The C kernel behind masked gradients: bit-for-bit torch's mul_, built once, optional."""
+"""The C kernel behind masked gradients: a select, bit-for-bit its torch fallback, built once, optional."""
 from __future__ import annotations
 
 import math
@@ -7,6 +7,7 @@ import shlex
 import pytest
 import torch
 
+from lth_prune._reparam import zero_pruned_
 from lth_prune.sparse import _native
 
 
@@ -29,25 +30,70 @@ def _special_values(count: int, dtype: torch.dtype) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     values = torch.randn(count, generator=generator, dtype=dtype)
     values[:6] = torch.tensor([math.nan, math.inf, -math.inf, -0.0, 0.0, -1.5], dtype=dtype)
+    # The same specials again at entries that are kept below.
+    values[6:12] = torch.tensor([math.nan, math.inf, -math.inf, -0.0, 0.0, -1.5], dtype=dtype)
     return values
 
 
+# The pruned and kept pattern of the first 12 entries: each special value once pruned, once kept.
+_SPECIAL_KEEP = [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+
+
+def _bits(values: torch.Tensor) -> torch.Tensor:
+    return values.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[values.element_size()])
+
+
+def _selected(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The reference: kept entries as they are, pruned ones +0.0."""
+    return torch.where(keep.bool(), values, torch.zeros((), dtype=values.dtype, device=values.device))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-# 7, 33, 1000: vector widths and remainders of the SSE2, AVX2 and AVX-512 loops; 70,001:
+# 13, 33, 1000: vector widths and remainders of the SSE2, AVX2 and AVX-512 loops; 70,001:
 # past the threshold for threads.
-@pytest.mark.parametrize("count", [7, 33, 1000, 70_001])
+@pytest.mark.parametrize("count", [13, 33, 1000, 70_001])
 @pytest.mark.parametrize("keep_dtype", [torch.uint8, torch.bool])
-def test_kernel_equals_torch_mul_bit_for_bit(dtype, count, keep_dtype):
+def test_kernel_equals_the_forced_torch_fallback_bit_for_bit(dtype, count, keep_dtype, monkeypatch):
     _needs_kernel()
     values = _special_values(count, dtype)
     keep = (torch.rand(count, generator=torch.Generator().manual_seed(1)) < 0.3).to(keep_dtype)
-    keep[:6] = torch.tensor([0, 0, 1, 0, 1, 0]).to(keep_dtype)
-    expected = values.clone().mul_(keep)
+    keep[:12] = torch.tensor(_SPECIAL_KEEP).to(keep_dtype)
+    fallback = values.clone()
+    with monkeypatch.context() as patched:
+        patched.setattr(_native, "_kernel_for", lambda values, keep: None)
+        _native.mask_(fallback, keep)
     assert _native._kernel_for(values, keep) is not None
     _native.mask_(values, keep)
-    # Same bits, NaN for NaN * 0 and -0.0 for -x * 0 included.
-    assert torch.equal(values.view(torch.int64 if dtype == torch.float64 else torch.int32),
-                       expected.view(torch.int64 if dtype == torch.float64 else torch.int32))
+    # Same bits: NaN, infinity and -0.0 become +0.0 where pruned, and keep their bits where kept.
+    assert torch.equal(_bits(values), _bits(fallback))
+    assert torch.equal(_bits(values), _bits(_selected(_special_values(count, dtype), keep)))
+    assert _bits(values[:6]).eq(0).all()
+    assert torch.isnan(values[6]) and values[7] == math.inf and values[8] == -math.inf
+    assert math.copysign(1.0, float(values[9])) == -1.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("keep_dtype", [torch.uint8, torch.bool])
+def test_torch_fallback_selects_on_any_device(dtype, keep_dtype, device):
+    values = _special_values(1000, torch.float64).to(dtype).to(device)
+    keep = (torch.arange(1000) % 3 == 0).to(keep_dtype)
+    keep[:12] = torch.tensor(_SPECIAL_KEEP).to(keep_dtype)
+    keep = keep.to(device)
+    expected = _selected(values, keep)
+    zero_pruned_(values, keep)
+    assert torch.equal(_bits(values), _bits(expected))
+    assert _bits(values[:6]).eq(0).all() and torch.isnan(values[6])
+
+
+def test_torch_fallback_in_slices_equals_the_whole_tensor(monkeypatch):
+    values = _special_values(1000, torch.float32)
+    keep = (torch.arange(1000) % 4 == 0).to(torch.uint8)
+    keep[:12] = torch.tensor(_SPECIAL_KEEP, dtype=torch.uint8)
+    monkeypatch.setattr(_native, "_kernel_for", lambda values, keep: None)
+    monkeypatch.setattr(_native, "_MASK_SLICE", 7)  # slices that split the tensor unevenly
+    expected = _selected(values, keep)
+    _native.mask_(values, keep)
+    assert torch.equal(_bits(values), _bits(expected))
 
 
 def test_kernel_writes_a_view_at_its_offset_only():
@@ -70,9 +116,10 @@ def test_other_tensors_take_torch_mul(case):
     else:
         keep = keep.to(torch.int32)
     assert _native._kernel_for(values, keep) is None
-    expected = values * keep
+    values[0, 0], values[0, 1] = math.nan, math.inf
+    expected = _selected(values, keep)
     _native.mask_(values, keep)
-    assert torch.equal(values, expected)
+    assert torch.equal(_bits(values), _bits(expected))
 
 
 def test_built_once_and_reused(fresh_library):
@@ -131,7 +178,8 @@ def test_portable_build_where_clones_fail(fresh_library, monkeypatch):
     monkeypatch.setenv("CC", str(wrapper))
     assert _native.native_available()
     values, keep = _special_values(1000, torch.float32), (torch.arange(1000) % 3 == 0).to(torch.uint8)
-    expected = values.clone().mul_(keep)
+    keep[:12] = torch.tensor(_SPECIAL_KEEP, dtype=torch.uint8)
+    expected = _selected(values, keep)
     _native.mask_(values, keep)
     assert torch.equal(values.view(torch.int32), expected.view(torch.int32))
 
@@ -141,8 +189,9 @@ def test_masker_leaves_the_c_loop_for_tensors_it_was_not_made_for():
     keep = (torch.rand(50, generator=torch.Generator().manual_seed(2)) < 0.5).to(torch.uint8)
     apply = _native.masker(torch.empty(50), keep)
     for values in (torch.randn(50, dtype=torch.float64), torch.randn(100)[::2], torch.randn(50)):
-        expected = values * keep
+        values[:2] = math.nan
+        expected = _selected(values, keep)
         apply(values)
-        assert torch.equal(values, expected)
+        assert torch.equal(_bits(values), _bits(expected))
     with pytest.raises(RuntimeError):
         apply(torch.randn(60))  # a wrong size goes to torch, which refuses it

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import pickle
 
 import pytest
@@ -65,12 +66,22 @@ def test_held_dense_masks_live_on_the_module_and_go_when_released():
     assert set(vars(layer)) == before
 
 
-def test_held_dense_masks_are_not_carried_by_a_copy_or_a_pickle():
+def test_held_dense_masks_are_not_carried_by_a_copy_or_a_pickle_which_is_pruned_in_torchs_form():
     layer = nn.Linear(3, 2)
-    _reparam.hold_dense(layer, "weight", torch.ones(2, 3, dtype=torch.uint8))
-    assert _reparam.dense_masks(copy.deepcopy(layer)) == {}
-    assert _reparam.dense_masks(pickle.loads(pickle.dumps(layer))) == {}
+    keep = torch.tensor([[1, 0, 1], [0, 1, 1]], dtype=torch.uint8)
+    with torch.no_grad():
+        layer.weight.mul_(keep)
+    _reparam.hold_dense(layer, "weight", keep, torch.float64)
+    for duplicate in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert _reparam.dense_masks(duplicate) == {} and "__getstate__" not in vars(duplicate)
+        assert _reparam.pruned_names(duplicate) == ["weight"] and prune.is_pruned(duplicate)
+        assert duplicate.weight_mask.dtype == torch.float64
+        assert torch.equal(duplicate.weight_mask, keep.double())
+        assert torch.equal(duplicate.weight_orig, layer.weight) and torch.equal(duplicate.weight, layer.weight)
     assert list(_reparam.dense_masks(layer)) == ["weight"]
+    assert list(layer._parameters) == ["weight", "bias"]
+    _reparam.release_dense(layer, "weight")
+    assert not prune.is_pruned(copy.deepcopy(layer))
 
 
 def test_rezero_zeroes_the_pruned_entries_of_tensors_held_dense():
@@ -119,3 +130,43 @@ def test_prunable_layers_and_output_layer():
         _reparam.prunable_layers("model", (), "f()")
     with pytest.raises(ValueError, match=r"^f\(\): exclude names a module that is not in the model"):
         _reparam.prunable_layers(model, ["9"], "f()")
+
+
+def test_applied_mask_selects_so_a_nan_in_weight_orig_at_a_pruned_entry_never_reaches_the_output(device):
+    layer = _pruned_linear().to(device)
+    _reparam.collapse(layer)
+    keep = layer.weight_mask.bool()
+    with torch.no_grad():
+        layer.weight_orig[~keep] = torch.tensor([float("nan"), float("inf"), -float("inf")] * 4, device=device)
+    out = layer(torch.randn(3, 6, device=device))
+    assert bool(out.isfinite().all())
+    assert bool((layer.weight[~keep] == 0).all())
+    # Its gradient at pruned entries is exactly 0 whatever flows back: no NaN * 0.
+    layer.weight.backward(torch.full((4, 6), float("nan"), device=device))
+    assert bool((layer.weight_orig.grad[~keep] == 0).all())
+    assert bool(layer.weight_orig.grad[keep].isnan().all())
+
+
+def test_refresh_and_remove_select_too(device):
+    layer = _pruned_linear().to(device)
+    _reparam.collapse(layer)
+    keep = layer.weight_mask.bool()
+    with torch.no_grad():
+        layer.weight_orig[~keep] = float("nan")
+    _reparam.refresh(layer, "weight")
+    assert bool((layer.weight[~keep] == 0).all())
+    prune.remove(layer, "weight")
+    assert bool((layer.weight[~keep] == 0).all()) and bool(layer.weight.isfinite().all())
+
+
+def test_rezero_turns_nan_and_inf_at_pruned_entries_into_zero(device):
+    layer = nn.Linear(3, 2).to(device)
+    keep = torch.tensor([[1, 0, 1], [0, 1, 0]], dtype=torch.uint8, device=device)
+    _reparam.hold_dense(layer, "weight", keep)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, float("nan"), float("nan")], [float("inf"), 2.0, -0.0]]))
+    _reparam.rezero(layer)
+    expected = torch.tensor([[1.0, 0.0, float("nan")], [0.0, 2.0, 0.0]], device=device)
+    assert torch.equal(layer.weight.detach().isnan(), expected.isnan())
+    assert torch.equal(torch.nan_to_num(layer.weight.detach()), torch.nan_to_num(expected))
+    assert math.copysign(1.0, float(layer.weight.detach()[1, 2])) == 1.0  # a pruned -0.0 is +0.0

@@ -5,7 +5,7 @@ data set raises a ``FileNotFoundError`` that lists every directory searched and 
 """
 from __future__ import annotations
 
-import functools
+import math
 import os
 import pickle
 import warnings
@@ -178,12 +178,18 @@ def read_mnist_like(name: str, data_dir: str | os.PathLike[str] | None, *, downl
 
 
 def read_cifar10(data_dir: str | os.PathLike[str] | None, *, download: bool = False) -> RawData:
-    """Read CIFAR-10 from a ``cifar-10-batches-py`` directory with torchvision's ``CIFAR10`` code.
+    """Read CIFAR-10 from a ``cifar-10-batches-py`` directory of python batches.
 
     torchvision refuses any copy whose md5 sums differ from the official release (a subset, a test
     fixture, a re-pickled copy). So the sums are checked here, once, against torchvision's own list,
-    and the batches are then read by torchvision's loading code with its check switched off; a
-    mismatch loads anyway, with a ``UserWarning``. Shapes and labels are still validated.
+    and a mismatch loads anyway, with a ``UserWarning``. Each batch is read here (as torchvision
+    reads it, ``pickle`` with ``latin1`` strings) and validated, and errors name the batch file:
+    a batch is a dict with ``data`` and ``labels`` keys, as ``str`` (the official batches, pickled
+    by Python 2) or as ``bytes`` (a batch pickled again by Python 3); ``data`` holds ``uint8``
+    pixels, ``N`` rows of 3,072 (3 x 32 x 32, channel-major); ``labels`` one integer in [0, 10)
+    per row. Pixels of another dtype are refused, not converted: CIFAR-10's batches hold raw
+    8-bit values, and the scale of any other array is unknown (a float array may hold values
+    already divided by 255, which a conversion would silently turn into near-black images).
 
     Args:
         data_dir: the directory holding ``cifar-10-batches-py`` (or that directory itself), or
@@ -195,7 +201,8 @@ def read_cifar10(data_dir: str | os.PathLike[str] | None, *, download: bool = Fa
 
     Raises:
         FileNotFoundError: if no searched directory holds all the batch files; the message lists them.
-        ValueError: if a batch file is unreadable or has the wrong shape; the message names the folder.
+        ValueError: if a batch file is unreadable, lacks its keys, holds pixels of another dtype
+            or shape, or labels outside [0, 10) or not one per image; the message names the file.
 
     Example:
         >>> data = read_cifar10("data", download=True)  # doctest: +SKIP
@@ -267,6 +274,7 @@ def _torchvision_download(name: str, data_dir: str | os.PathLike[str] | None) ->
 
 
 def _read_cifar10_folder(root: Path) -> RawData:
+    # Imported here: torchvision.datasets adds about 1.5 s to `import lth_prune`.
     from torchvision.datasets import CIFAR10
     from torchvision.datasets.utils import check_integrity
 
@@ -279,44 +287,92 @@ def _read_cifar10_folder(root: Path) -> RawData:
             UserWarning,
             stacklevel=5,  # the caller of load_dataset(), through the registry and read_cifar10()
         )
-    try:
-        train, test = (_unchecked_cifar10()(str(root), train=split) for split in (True, False))
-    except (OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as error:
-        raise ValueError(
-            f"load_dataset(): {str(folder)!r} must hold CIFAR-10 python batches (pickled dicts with "
-            f"b'data' uint8 (N, 3072) and b'labels'), got unreadable files ({error!r})."
-        ) from error
-    arrays = []
-    for dataset in (train, test):
-        labels = np.asarray(dataset.targets, dtype=np.int64)
-        if len(labels) != len(dataset.data) or (len(labels) and not 0 <= labels.min() <= labels.max() < 10):
-            raise ValueError(
-                f"load_dataset(): {str(folder)!r} must hold one label in [0, 10) per image, got "
-                f"{len(labels)} labels for {len(dataset.data)} images."
-            )
-        # torchvision keeps (N, H, W, C) for PIL; the models take (N, C, H, W).
-        arrays.append((np.ascontiguousarray(dataset.data.transpose(0, 3, 1, 2)), labels))
+    train = [_read_cifar10_batch(folder / filename) for filename, _ in CIFAR10.train_list]
+    test = [_read_cifar10_batch(folder / filename) for filename, _ in CIFAR10.test_list]
     return RawData(
-        train_x=arrays[0][0],
-        train_y=arrays[0][1],
-        test_x=arrays[1][0],
-        test_y=arrays[1][1],
+        train_x=np.concatenate([images for images, _ in train]),
+        train_y=np.concatenate([labels for _, labels in train]),
+        test_x=np.concatenate([images for images, _ in test]),
+        test_y=np.concatenate([labels for _, labels in test]),
         num_classes=10,
         pixel_scale=255.0,
-        class_names=tuple(train.classes),
+        class_names=_read_cifar10_names(folder / CIFAR10.meta["filename"], CIFAR10.meta["key"]),
         source=str(folder),
     )
 
 
-@functools.cache
-def _unchecked_cifar10() -> type:
-    """torchvision's ``CIFAR10`` with its md5 checks off (they are done by ``_read_cifar10_folder``)."""
-    # Imported here: torchvision.datasets adds about 1.5 s to `import lth_prune`.
-    from torchvision.datasets import CIFAR10
+_CIFAR10_BATCH = "a CIFAR-10 python batch (a pickled dict with 'data', uint8 (N, 3072), and 'labels')"
 
-    class UncheckedCIFAR10(CIFAR10):
-        train_list = [[filename, None] for filename, _ in CIFAR10.train_list]
-        test_list = [[filename, None] for filename, _ in CIFAR10.test_list]
-        meta = {**CIFAR10.meta, "md5": None}
 
-    return UncheckedCIFAR10
+def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file: uint8 images ``(N, 3, 32, 32)`` and int64 labels ``(N,)``, validated."""
+    entry = _unpickle(path, _CIFAR10_BATCH)
+    missing = [key for key in ("data", "labels") if key not in entry]
+    if missing:
+        raise ValueError(
+            f"load_dataset(): {str(path)!r} must be {_CIFAR10_BATCH}, got a dict without "
+            f"{missing} (its keys: {sorted(entry)[:8]})."
+        )
+    data, labels = entry["data"], entry["labels"]
+    if not isinstance(data, np.ndarray) or data.ndim < 2 or math.prod(data.shape[1:]) != 3 * 32 * 32:
+        found = f"shape {data.shape}" if isinstance(data, np.ndarray) else f"a {type(data).__name__}"
+        raise ValueError(
+            f"load_dataset(): {str(path)!r} must hold its images as an array of N rows of 3072 "
+            f"values (3 x 32 x 32) in 'data', got {found}."
+        )
+    if data.dtype != np.uint8:
+        raise ValueError(
+            f"load_dataset(): {str(path)!r} must hold uint8 pixels in 'data', as CIFAR-10's batches "
+            f"do, got {data.dtype}; if it holds raw 0-255 values, write it back with "
+            "data.astype(np.uint8) (the scale of other arrays is unknown, so they are not converted)."
+        )
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
+        raise ValueError(
+            f"load_dataset(): {str(path)!r} must hold one integer label per image in 'labels', got "
+            f"an array of {labels.dtype} with shape {labels.shape}."
+        )
+    if len(labels) != len(data):
+        raise ValueError(
+            f"load_dataset(): {str(path)!r} must hold one label per image, got {len(labels)} labels "
+            f"for {len(data)} images."
+        )
+    outside = np.flatnonzero((labels < 0) | (labels >= 10))
+    if outside.size:
+        raise ValueError(
+            f"load_dataset(): {str(path)!r} must hold labels in [0, 10), the 10 CIFAR-10 classes, got "
+            f"{int(labels[outside[0]])} at position {int(outside[0])} ({outside.size} of "
+            f"{len(labels)} labels out of range)."
+        )
+    return np.ascontiguousarray(data.reshape(len(data), 3, 32, 32)), labels.astype(np.int64)
+
+
+def _read_cifar10_names(path: Path, key: str) -> tuple[str, ...]:
+    meta = _unpickle(path, f"CIFAR-10's batches.meta (a pickled dict with {key!r})")
+    names = meta.get(key)
+    if not isinstance(names, (list, tuple)) or len(names) != 10:
+        raise ValueError(
+            f"load_dataset(): {str(path)!r} must hold the 10 class names under {key!r}, got {names!r:.80}."
+        )
+    return tuple(_text(name) for name in names)
+
+
+def _unpickle(path: Path, expected: str) -> dict[str, object]:
+    """A pickled dict with its keys as str, bytes keys decoded (Python 3 re-pickled batches)."""
+    try:
+        with path.open("rb") as handle:
+            # latin1, as torchvision: Python 2 strings (the official keys) become str, numpy
+            # arrays pickled by Python 2 load intact.
+            entry = pickle.load(handle, encoding="latin1")
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, KeyError, AttributeError,
+            ImportError, IndexError) as error:
+        raise ValueError(
+            f"load_dataset(): {str(path)!r} must be {expected}, got an unreadable file ({error!r})."
+        ) from error
+    if not isinstance(entry, dict):
+        raise ValueError(f"load_dataset(): {str(path)!r} must be {expected}, got a {type(entry).__name__}.")
+    return {_text(key): value for key, value in entry.items()}
+
+
+def _text(value: object) -> str:
+    return value.decode("latin1") if isinstance(value, bytes) else str(value)

@@ -7,6 +7,7 @@ dimension, then the values in C order, big-endian. The magic number is two zero 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -78,10 +79,17 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         )
     shape = tuple(int(size) for size in np.frombuffer(content, dtype=">u4", count=ndim, offset=_HEADER_BYTES))
     dtype = IDX_DTYPES[type_code]
-    expected_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python ints: a damaged header can claim up to 2**32 per dimension, and 2**31 x 2**16 x
+    # 2**16 entries overflowed numpy's int64 into a negative size.
+    expected_bytes = math.prod(shape) * dtype.itemsize
     actual_bytes = len(content) - dims_end
     if actual_bytes != expected_bytes:
         problem = "truncated" if actual_bytes < expected_bytes else "trailing bytes"
+        if expected_bytes > 2 * actual_bytes + (1 << 30):
+            problem = (
+                "truncated: the file is far too short for the shape its header claims, so the header "
+                "is damaged or this is not an idx file"
+            )
         raise ValueError(
             f"read_idx(): {str(path)!r} must hold {expected_bytes} bytes of data for shape {shape}, "
             f"got {actual_bytes} ({problem})."

@@ -7,7 +7,8 @@ and no speed-up from sparsity. This package is what lth_prune offers instead:
 * :func:`masked_training` (module ``masked_training``): a context in which each pruned tensor
   is a plain parameter with exact zeros and a byte mask, so training runs the dense passes
   plus one in-place pass over each gradient (a compiled loop, ``_native.c``, where a C
-  compiler is at hand; torch's ``mul_`` otherwise). It owns its masks.
+  compiler is at hand; an in-place torch multiply over the floats' bits otherwise) that sets
+  pruned gradients to exactly 0, NaN and infinity included. It owns its masks.
 * :mod:`lth_prune.sparse.kernels`: sparse training kernels for linear layers with a fixed
   mask (:func:`sparse_linear`, :class:`CsrPattern`), which :func:`masked_training` uses for
   large, very sparse layers when asked to.

@@ -1,8 +1,11 @@
 """One C kernel, compiled on first use: zero the pruned entries of a tensor in one pass.
 
-``grad.mul_(keep)`` with a 1-byte mask makes torch widen the mask into a float temporary as
-large as the gradient before it multiplies: three passes over the memory instead of one.
-On the 2-core benchmark machine that made :func:`lth_prune.masked_training`'s LeNet-300-100
+The pruned entries are selected to ``+0.0``, not multiplied by 0: ``NaN * 0`` is NaN, and a
+NaN or infinite gradient at a pruned entry would move a pruned weight. torch's fallback
+(:func:`lth_prune._reparam.zero_pruned_`, an integer multiply over the floats' bits) gives
+bit-for-bit the same result but, like ``grad.mul_(keep)``, makes torch widen the 1-byte mask
+into a temporary as large as the gradient before it multiplies: three passes over the memory
+instead of one. On the 2-core benchmark machine that made :func:`lth_prune.masked_training`'s LeNet-300-100
 step 1.05-1.08x the dense one (a float mask: 1.04x, at four times the mask memory). The loop in
 ``_native.c`` reads the byte mask directly, compiled for AVX-512 and AVX2 where the processor
 has them: 1.02-1.04x at every sparsity level in the latest benchmark run (1.02-1.09x in the two
@@ -14,8 +17,9 @@ float32 or float64 CPU tensor is masked, and cached as a shared library under
 by a hash of its source, compiler and platform; with OpenMP where the compiler has it (torch's
 own ``libgomp`` is the one loaded), and on x86-64 with AVX-512, AVX2 and baseline versions of
 each loop, of which the loader picks the widest the processor runs. Where there is no
-compiler, the build fails, the tensor is of another kind, or ``LTH_PRUNE_NATIVE=0`` is set,
-:func:`mask_` falls back to torch's ``mul_``, which gives bit-for-bit the same result.
+compiler, the build fails, the tensor is of another kind (another dtype or device, strided),
+or ``LTH_PRUNE_NATIVE=0`` is set, :func:`mask_` falls back to
+:func:`lth_prune._reparam.zero_pruned_`, which gives bit-for-bit the same result.
 """
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from lth_prune._reparam import zero_pruned_
+
 __all__ = ["mask_", "masker", "native_available"]
 
 _SOURCE = Path(__file__).with_name("_native.c")
@@ -49,29 +55,30 @@ _FLAG_SETS = (
 )
 _BUILD_TIMEOUT_S = 120
 
-# Entries per in-place multiply in the fallback. ``mul_`` widens the uint8 mask into a float
-# temporary as large as its operand: for a 4096 x 4096 layer a fresh 64 MiB buffer each step,
+# Entries per in-place multiply in the fallback. ``mul_`` widens the uint8 mask into a
+# temporary of the operand's width as large as the operand: for a 4096 x 4096 layer a fresh 64 MiB buffer each step,
 # whose page faults cost more than the multiply (28 ms against 7 ms in 2**18-entry slices on
 # the 2-core benchmark machine). Slices keep that temporary at 1 MiB.
 _MASK_SLICE = 1 << 18
 
 
 def mask_(values: Tensor, keep: Tensor) -> None:
-    """``values *= keep`` in place, ``keep`` a uint8 or bool tensor of 0 and 1 of the same shape.
+    """``values = where(keep, values, 0)`` in place, ``keep`` a uint8 or bool tensor of 0 and 1.
 
-    Writes through the tensor's memory, bypassing autograd's version counter: for gradients
-    and other tensors no graph has saved.
+    Pruned entries become ``+0.0`` whatever they held (NaN and infinity included); kept
+    entries keep their bits. Writes through the tensor's memory, bypassing autograd's version
+    counter: for gradients and other tensors no graph has saved.
     """
     kernel = _kernel_for(values, keep)
     if kernel is not None:
         kernel(values.data_ptr(), keep.data_ptr(), values.numel())
         return
     if values.numel() <= _MASK_SLICE or not values.is_contiguous() or values.device.type != "cpu":
-        values.mul_(keep)
+        zero_pruned_(values, keep)
         return
     flat, flat_keep = values.view(-1), keep.reshape(-1)
     for start in range(0, flat.numel(), _MASK_SLICE):
-        flat[start:start + _MASK_SLICE].mul_(flat_keep[start:start + _MASK_SLICE])
+        zero_pruned_(flat[start:start + _MASK_SLICE], flat_keep[start:start + _MASK_SLICE])
 
 
 def masker(like: Tensor, keep: Tensor) -> Callable[[Tensor], None]:
@@ -126,7 +133,7 @@ def _library() -> ctypes.CDLL | None:
         return None
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not compiler:
-        return None  # a machine without a C compiler: torch's mul_, silently
+        return None  # a machine without a C compiler: torch's fallback, silently
     source = _SOURCE.read_bytes()
     key = hashlib.sha256(b"\0".join([
         source, compiler.encode(), platform.machine().encode(), sys.platform.encode(),
@@ -140,7 +147,7 @@ def _library() -> ctypes.CDLL | None:
     except (OSError, RuntimeError, subprocess.SubprocessError) as error:
         warnings.warn(
             f"lth_prune could not build its C kernel ({error}); masked gradients use torch's "
-            "mul_, which is slower. Set LTH_PRUNE_NATIVE=0 to skip the build.",
+            "slower in-place multiply. Set LTH_PRUNE_NATIVE=0 to skip the build.",
             RuntimeWarning,
             stacklevel=2,
         )

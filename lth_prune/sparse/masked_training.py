@@ -5,11 +5,14 @@ pre-hook on every forward pass and multiplies by the mask again in backward, and
 mask beside ``weight_orig`` and the recomputed ``weight``: about 3x the parameter memory, and
 1.1-1.5x the dense step time. Inside :func:`masked_training` each pruned tensor is instead a
 plain parameter whose pruned entries are exactly zero, with a 1-byte mask per weight: the
-forward and backward passes are the dense ones, and one in-place multiply per step over each
-gradient (``grad *= keep``, by a C loop that reads the byte mask where a C compiler is at hand,
-see :mod:`lth_prune.sparse._native`; 8x faster here than a boolean ``masked_fill_``) keeps the
-pruned entries' gradients at zero, so SGD (with momentum and weight decay), Adam and AdamW never
-move them. For any other optimizer the pruned weights are also zeroed after each step.
+forward and backward passes are the dense ones, and one in-place pass per step over each
+gradient (``grad = where(keep, grad, 0)``, by a C loop that reads the byte mask where a C
+compiler is at hand, see :mod:`lth_prune.sparse._native`; 8x faster here than a boolean
+``masked_fill_``) sets the pruned entries' gradients to exactly zero, so SGD (with momentum and
+weight decay), Adam and AdamW never move them. For any other optimizer the pruned weights are
+also set to zero after each step. Every one of these selects rather than multiplies by the
+mask: ``NaN * 0`` is NaN, and a NaN or infinite gradient or update at a pruned entry must not
+make a pruned weight anything but 0.
 
 The context owns the masks of the tensors it converted; the layers also show them through
 :func:`lth_prune._reparam.hold_dense`, so that :func:`lth_prune.get_masks` and rewinding see
@@ -26,7 +29,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lth_prune import distributed
-from lth_prune._reparam import AppliedMask, hold_dense, pruned_names, refresh, release_dense
+from lth_prune._reparam import AppliedMask, hold_dense, pruned_names, refresh, release_dense, zero_pruned_
 from lth_prune.sparse import _native
 from lth_prune.sparse.kernels import SparseForward
 
@@ -65,6 +68,7 @@ class MaskedTraining:
             )
         if isinstance(sparse_density, bool) or not isinstance(sparse_density, (int, float)) or not 0.0 <= sparse_density <= 1.0:
             raise ValueError(f"masked_training(): sparse_density must be a float in [0, 1], got {sparse_density!r}.")
+        _check_optimizer_trains(model, optimizer)
         self.model = model
         self.optimizer = optimizer
         self.sparse_density = float(sparse_density)
@@ -90,7 +94,7 @@ class MaskedTraining:
                 # weight that is now pruned.
                 for value in self.optimizer.state.get(parameter, {}).values():
                     if isinstance(value, Tensor) and value.shape == keep.shape and value.is_floating_point():
-                        value.mul_(keep)
+                        zero_pruned_(value, keep)
         if self._converted and type(self.optimizer) not in _ZERO_PRESERVING:
             self._step_hook = self.optimizer.register_step_post_hook(self._zero_pruned)
         if self._converted and distributed.world_size() > 1:
@@ -132,7 +136,7 @@ class MaskedTraining:
             for key in ("exp_avg_sq", "max_exp_avg_sq"):
                 moment = state.get(key)
                 if isinstance(moment, Tensor) and moment.shape == entry.keep.shape:
-                    moment.mul_(entry.keep).add_(1 - entry.keep)
+                    moment.masked_fill_(entry.keep == 0, 1.0)
         self._unseeded = waiting
 
     def _mask_gradients(self, *args: Any) -> None:
@@ -143,7 +147,7 @@ class MaskedTraining:
     def _zero_pruned(self, *args: Any) -> None:
         with torch.no_grad():
             for entry in self._converted:
-                entry.parameter.mul_(entry.keep)
+                zero_pruned_(entry.parameter, entry.keep)
 
 
 def masked_training(
@@ -154,7 +158,9 @@ def masked_training(
     On entry every tensor pruned through ``torch.nn.utils.prune`` becomes a plain parameter (the
     same ``weight_orig`` object, so ``optimizer`` keeps working) with its pruned entries set to
     zero, and its mask is kept as one byte per entry; on exit the pruning reparametrisation comes back
-    with the same masks and the trained weights, and ``prune.is_pruned`` is true again. Prune
+    with the same masks and the trained weights, and ``prune.is_pruned`` is true again. A
+    ``copy.deepcopy``, ``pickle`` or ``torch.save`` of the model inside the context gives it
+    in that pruned form too (the copy is not trained by this context). Prune
     and load state dicts outside the context; rewinding inside it keeps the masks. With Adam
     or AdamW, the second moments of pruned entries are set to 1 (their first moments stay 0,
     so their updates stay exactly 0), which spares torch's slow CPU square root of zeros.
@@ -174,6 +180,9 @@ def masked_training(
 
     Raises:
         TypeError: if an argument has the wrong type.
+        ValueError: if ``sparse_density`` is outside [0, 1], or ``optimizer`` holds none of
+            ``model``'s parameters (the model would never train; an optimizer that holds some
+            of them, e.g. with frozen layers, is accepted).
         RuntimeError: if a tensor was pruned again inside the context.
 
     Example:
@@ -191,6 +200,21 @@ def masked_training(
     return MaskedTraining(model, optimizer, sparse_density)
 
 
+def _check_optimizer_trains(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    named = list(model.named_parameters())
+    held = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+    held_ids = {id(parameter) for parameter in held}
+    if not named or any(id(parameter) in held_ids for _, parameter in named):
+        return
+    shown = ", ".join(repr(name) for name, _ in named[:3])
+    more = f" and {len(named) - 3} more" if len(named) > 3 else ""
+    raise ValueError(
+        f"masked_training(): optimizer must hold parameters of model, got an optimizer over "
+        f"{len(held)} other tensors that misses all {len(named)} of the model's ({shown}{more}); "
+        "build it from this model's parameters (e.g. torch.optim.SGD(model.parameters(), ...))."
+    )
+
+
 def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted:
     parameter = module._parameters[name + "_orig"]
     mask = module._buffers[name + "_mask"]
@@ -202,9 +226,10 @@ def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted
     del module._parameters[name + "_orig"]
     del module._buffers[name + "_mask"]
     with torch.no_grad():
-        parameter.mul_(keep)
+        zero_pruned_(parameter, keep)
     module._parameters[name] = parameter
     keep_fraction = float(keep.sum()) / keep.numel()
+    context_attributes: tuple[str, ...] = ()
     if keep_fraction == 1.0:
         handle = None  # nothing pruned (yet): nothing to mask, no pass over the gradient
     elif (
@@ -213,10 +238,11 @@ def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted
     ):
         # The sparse kernels give pruned entries no gradient at all: no mask pass needed.
         module.forward = SparseForward(module, keep.bool())
+        context_attributes = ("forward",)
         handle = None
     else:
         handle = parameter.register_post_accumulate_grad_hook(_GradMask(parameter, keep))
-    hold_dense(module, name, keep)
+    hold_dense(module, name, keep, mask.dtype, context_attributes)
     return _Converted(module, name, parameter, keep, keep_fraction, mask.dtype, handle)
 
 

@@ -12,6 +12,7 @@ Example:
     >>> main(["run", "--preset", "lenet-mnist", "--rounds", "2", "--print-config"])  # doctest: +ELLIPSIS
     {
       "model": "lenet300_100",
+      "model_kwargs": null,
       "dataset": "mnist",
     ...
     0

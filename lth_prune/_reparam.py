@@ -68,7 +68,7 @@ __all__ = [
     "zero_pruned_",
 ]
 
-ModuleOrName = Union[str, nn.Module]
+ModuleOrName = Union[str, nn.Module, type]
 
 # The key in a module's __dict__ under which a layer held dense keeps its masks.
 _DENSE_MASKS = "_lth_prune_dense_masks"
@@ -349,7 +349,7 @@ def seed_deepcopy_memo(
 # What :func:`is_prunable` looks for, in words, for error messages.
 PRUNABLE_KINDS = (
     "nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d or "
-    "nn.ConvTranspose3d, or a subclass of one, with a weight"
+    "nn.ConvTranspose3d, or a subclass of one, with a weight, or nn.MultiheadAttention"
 )
 
 
@@ -359,11 +359,48 @@ def ensure_layer_hook(module: nn.Module) -> None:
         module.register_forward_pre_hook(LayerHook(module))
 
 
+def prunable_tensor(module: nn.Module) -> str | None:
+    """The name of ``module``'s prunable weight matrix, pruned or not; ``None`` if it has none.
+
+    ``"weight"`` of convolutions and linear layers (``MultiheadAttention``'s ``out_proj`` is
+    one); ``"in_proj_weight"`` of ``nn.MultiheadAttention``, which keeps its query, key and
+    value projections in that one parameter (where the key and value sizes differ from the
+    embedding's it has three separate ones, which are not pruned).
+
+    Example:
+        >>> prunable_tensor(nn.Linear(2, 2)), prunable_tensor(nn.MultiheadAttention(4, 2)), prunable_tensor(nn.ReLU())
+        ('weight', 'in_proj_weight', None)
+    """
+    if isinstance(module, (_ConvNd, nn.Linear)):
+        name = "weight"
+    elif isinstance(module, nn.MultiheadAttention):
+        name = "in_proj_weight"
+    else:
+        return None
+    if name + "_orig" in module._parameters or isinstance(module._parameters.get(name), Tensor):
+        return name
+    return None
+
+
 def is_prunable(module: nn.Module) -> bool:
-    """Whether ``module`` is a convolution or linear layer with a weight, pruned or not."""
-    return isinstance(module, (_ConvNd, nn.Linear)) and (
-        "weight_orig" in module._parameters or isinstance(module._parameters.get("weight"), Tensor)
-    )
+    """Whether ``module`` has a prunable weight matrix (:func:`prunable_tensor`), pruned or not."""
+    return prunable_tensor(module) is not None
+
+
+def tensor_key(layer: str, module: nn.Module) -> str:
+    """The dotted name of a prunable layer's weight matrix (``"fc1.weight"``, ``"attn.in_proj_weight"``)."""
+    tensor = prunable_tensor(module)
+    if tensor is None:
+        raise ValueError(f"tensor_key(): {layer or 'the model'} ({type(module).__name__}) has no prunable weight.")
+    return f"{layer}.{tensor}" if layer else tensor
+
+
+def stored_tensor(module: nn.Module) -> Tensor:
+    """The parameter that holds a prunable layer's weight matrix: ``<name>_orig`` where pruned."""
+    tensor = prunable_tensor(module)
+    if tensor is None:
+        raise ValueError(f"stored_tensor(): {type(module).__name__} has no prunable weight.")
+    return module._parameters.get(tensor + "_orig", module._parameters.get(tensor))
 
 
 def prunable_layers(
@@ -373,8 +410,9 @@ def prunable_layers(
 
     Args:
         model: any module.
-        exclude: layers to leave out, as modules or dotted names; a name also excludes
-            everything below it (``"classifier"`` excludes ``"classifier.0"``).
+        exclude: layers to leave out, as modules, dotted names or module types; a name also
+            excludes everything below it (``"classifier"`` excludes ``"classifier.0"``), a type
+            (``nn.Conv2d``) every module of that type.
         caller: the public function asking, e.g. ``"prunable()"``, named in error messages.
 
     Returns:
@@ -387,13 +425,16 @@ def prunable_layers(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"{caller}: model must be an nn.Module, got {type(model).__name__}.")
-    if isinstance(exclude, (str, nn.Module)):
+    if isinstance(exclude, (str, nn.Module)) or (isinstance(exclude, type) and issubclass(exclude, nn.Module)):
         exclude = [exclude]
     named = dict(model.named_modules())
     by_identity = {id(module): name for name, module in named.items()}
     excluded: list[str] = []
     for item in exclude:
-        if isinstance(item, str):
+        if isinstance(item, type) and issubclass(item, nn.Module):
+            # A module type: every module of that type (nn.Embedding, nn.LayerNorm, nn.Conv2d, ...).
+            excluded.extend(name for name, module in named.items() if name and isinstance(module, item))
+        elif isinstance(item, str):
             if item not in named:
                 raise ValueError(
                     f"{caller}: exclude names a module that is not in the model, got {item!r}; "
@@ -409,7 +450,7 @@ def prunable_layers(
             excluded.append(by_identity[id(item)])
         else:
             raise TypeError(
-                f"{caller}: exclude must hold module names or modules, got {item!r}."
+                f"{caller}: exclude must hold module names, modules or module types, got {item!r}."
             )
     return [
         (name, module)

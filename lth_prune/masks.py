@@ -8,7 +8,16 @@ import torch
 import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
-from lth_prune._reparam import collapse, keep_mask, prunable_layers, pruned_names, refresh
+from lth_prune._reparam import (
+    collapse,
+    keep_mask,
+    prunable_layers,
+    prunable_tensor,
+    pruned_names,
+    refresh,
+    stored_tensor,
+    tensor_key,
+)
 
 __all__ = [
     "LayerSparsity",
@@ -57,8 +66,8 @@ def sparsity_report(model: nn.Module) -> list[LayerSparsity]:
     """
     rows = []
     for name, module in prunable_layers(model, (), "sparsity_report()"):
-        weight = module._parameters.get("weight_orig", module._parameters.get("weight"))
-        mask = keep_mask(module, "weight")
+        weight = stored_tensor(module)
+        mask = keep_mask(module, prunable_tensor(module) or "weight")
         total = weight.numel()
         remaining = total if mask is None else int(torch.count_nonzero(mask))
         rows.append(LayerSparsity(name, tuple(weight.shape), total, remaining, remaining / total))
@@ -96,9 +105,9 @@ def get_masks(model: nn.Module) -> dict[str, Tensor]:
     """
     masks = {}
     for name, module in prunable_layers(model, (), "get_masks()"):
-        mask = keep_mask(module, "weight")
+        mask = keep_mask(module, prunable_tensor(module) or "weight")
         if mask is not None:
-            masks[_join(name, "weight")] = mask.detach().clone()
+            masks[tensor_key(name, module)] = mask.detach().clone()
     return masks
 
 
@@ -117,10 +126,7 @@ def set_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> None:
         ValueError: if a name is not a convolution or linear weight of ``model`` or a mask's
             shape differs from the weight's.
     """
-    targets = {
-        _join(name, "weight"): module
-        for name, module in prunable_layers(model, (), "set_masks()")
-    }
+    targets = {tensor_key(name, module): module for name, module in prunable_layers(model, (), "set_masks()")}
     for key, mask in masks.items():
         if key not in targets:
             raise ValueError(
@@ -128,7 +134,7 @@ def set_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> None:
                 f"{key!r}; prunable weights are {sorted(targets)}."
             )
         module = targets[key]
-        weight = module._parameters.get("weight_orig", module._parameters.get("weight"))
+        weight = stored_tensor(module)
         if tuple(mask.shape) != tuple(weight.shape):
             raise ValueError(
                 f"set_masks(): the mask for {key} must have shape {tuple(weight.shape)}, got "
@@ -136,12 +142,13 @@ def set_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> None:
             )
     for key, mask in masks.items():
         module = targets[key]
-        if "weight_mask" in module._buffers:
-            module._buffers["weight_mask"].copy_(mask != 0)
+        tensor = prunable_tensor(module) or "weight"
+        if tensor + "_mask" in module._buffers:
+            module._buffers[tensor + "_mask"].copy_(mask != 0)
         else:
-            weight = module._parameters["weight"]
-            prune.custom_from_mask(module, "weight", (mask != 0).to(weight.dtype).to(weight.device))
-        refresh(module, "weight")
+            weight = module._parameters[tensor]
+            prune.custom_from_mask(module, tensor, (mask != 0).to(weight.dtype).to(weight.device))
+        refresh(module, tensor)
         collapse(module)
 
 
@@ -198,7 +205,3 @@ def load_pruned_state_dict(
         for name in pruned_names(module):
             refresh(module, name)
         collapse(module)
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name

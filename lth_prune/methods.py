@@ -28,6 +28,7 @@ from lth_prune._reparam import (
     is_prunable,
     output_layer,
     prunable_layers,
+    prunable_tensor,
     refresh,
 )
 
@@ -263,7 +264,11 @@ def lottery_ticket_unstructured(
 def prunable(
     model: nn.Module, exclude: Iterable[ModuleOrName] = ()
 ) -> list[tuple[nn.Module, str]]:
-    """The ``(module, "weight")`` pairs of every convolution and linear layer, in module order.
+    """The ``(module, tensor name)`` pairs of every prunable weight matrix, in module order.
+
+    ``(layer, "weight")`` for every convolution and linear layer, and
+    ``(attention, "in_proj_weight")`` for every ``nn.MultiheadAttention`` (its ``out_proj`` is a
+    linear layer of its own).
 
     This is the ``parameters`` argument that ``prune.global_unstructured`` expects. It also
     brings the models' masked weights up to date (``weight`` from ``weight_orig`` and
@@ -275,11 +280,12 @@ def prunable(
 
     Args:
         model: any module.
-        exclude: layers to leave out, as modules or dotted names; a name also excludes
-            everything below it (``"classifier"`` excludes ``"classifier.0"``).
+        exclude: layers to leave out, as modules, dotted names or module types; a name also
+            excludes everything below it (``"classifier"`` excludes ``"classifier.0"``), a type
+            (``torch.nn.MultiheadAttention``) every module of that type.
 
     Returns:
-        A list of ``(module, "weight")`` pairs. It is empty when ``exclude`` leaves out every
+        A list of ``(module, tensor name)`` pairs. It is empty when ``exclude`` leaves out every
         such layer; ``prune.global_unstructured`` then refuses it with torch's own error, and
         nothing is pruned.
 
@@ -298,11 +304,14 @@ def prunable(
     targets = prunable_layers(model, exclude, "prunable()")
     if not targets:
         _require_something_to_prune(model, "prunable()")
+    pairs = []
     for _, module in targets:
-        refresh(module, "weight")
+        tensor = prunable_tensor(module) or "weight"  # prunable_layers returns prunable modules only
+        refresh(module, tensor)
         collapse(module)
         ensure_layer_hook(module)
-    return [(module, "weight") for _, module in targets]
+        pairs.append((module, tensor))
+    return pairs
 
 
 def prune_layerwise(
@@ -360,8 +369,9 @@ def prune_layerwise(
     used: dict[str, float] = {}
     for name, module in targets:
         rate = rates.rate_for(name, module, is_output=module is output)
-        refresh(module, "weight")
-        pruning_method.apply(module, "weight", amount=rate)
+        tensor = prunable_tensor(module) or "weight"
+        refresh(module, tensor)
+        pruning_method.apply(module, tensor, amount=rate)
         collapse(module)
         used[name] = rate
     return used

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Union
 import torch
 from torch import Tensor, nn
 
-from lth_prune._reparam import named_tensors, prunable_layers
+from lth_prune._reparam import named_tensors, prunable_layers, stored_tensor, tensor_key
 from lth_prune.masks import get_masks, set_masks
 from lth_prune.packing import pack_mask, unpack_mask
 from lth_prune.rewind import Rewinder, register_rewind_hooks, registered_rewinder
@@ -262,12 +262,7 @@ def _name(path: PathLike | BinaryIO) -> str:
 
 
 def _check_ticket(model: nn.Module, masks: dict, state: dict, path: PathLike) -> None:
-    weights = {
-        (f"{name}.weight" if name else "weight"): module._parameters.get(
-            "weight_orig", module._parameters.get("weight")
-        )
-        for name, module in prunable_layers(model, (), "load_ticket()")
-    }
+    weights = {tensor_key(name, module): stored_tensor(module) for name, module in prunable_layers(model, (), "load_ticket()")}
     for key, mask in masks.items():
         if key not in weights:
             raise ValueError(

@@ -224,7 +224,7 @@ KEPT = [
     Case("prunable-exclude-foreign-module", lambda tmp, dev: prunable(_mlp(dev), exclude=[nn.Linear(1, 1)]),
          ValueError, ("prunable(): exclude holds a module that is not part of the model, got Linear",), "kept"),
     Case("prunable-exclude-int", lambda tmp, dev: prunable(_mlp(dev), exclude=[3]),
-         TypeError, ("prunable(): exclude must hold module names or modules, got 3",), "kept"),
+         TypeError, ("prunable(): exclude must hold module names, modules or module types, got 3",), "kept"),
     Case("prunable-not-a-module", lambda tmp, dev: prunable("model"),
          TypeError, ("prunable(): model must be an nn.Module, got str",), "kept"),
     # set_masks

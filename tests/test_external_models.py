@@ -33,6 +33,7 @@ def test_a_small_torchvision_vit(colour):
     results = imp.run(ExperimentConfig(**FAST), model=vit, data=colour, progress=False)
     layers = results.levels[2]["layers"]
     assert layers["encoder.layers.encoder_layer_0.self_attention.out_proj"] < 1.0
+    assert layers["encoder.layers.encoder_layer_0.self_attention"] < 1.0  # its in_proj_weight
     assert layers["encoder.layers.encoder_layer_1.mlp.0"] < 1.0 and layers["heads.head"] < 1.0
 
 

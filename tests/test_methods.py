@@ -237,7 +237,7 @@ class TestPrunable:
             prunable(_mlp(), exclude=["fc9"])
         with pytest.raises(ValueError, match="not part of the model"):
             prunable(_mlp(), exclude=[nn.Linear(1, 1)])
-        with pytest.raises(TypeError, match="exclude must hold module names or modules, got 3"):
+        with pytest.raises(TypeError, match="exclude must hold module names, modules or module types, got 3"):
             prunable(_mlp(), exclude=[3])
         with pytest.raises(TypeError, match="model must be an nn.Module"):
             prunable("model")

@@ -234,7 +234,7 @@ def _load_masks(run_dir: PathLike, level: int, seed: int | None, caller: str) ->
         )
     masks, state, _ = store.ticket(level, seed)
     # Layers the ticket does not prune are named by the level's record (every conv and linear layer).
-    layers = [f"{name}.weight" if name else "weight" for name in store.record(level, seed).get("layers", {})]
+    layers = [_key(name, state) for name in store.record(level, seed).get("layers", {})]
     return {
         name: masks[name].to(torch.bool) if name in masks else torch.ones(state[name].shape, dtype=torch.bool)
         for name in layers or masks
@@ -243,3 +243,12 @@ def _load_masks(run_dir: PathLike, level: int, seed: int | None, caller: str) ->
 
 def _seed(store: RunStore, seed: int | None, caller: str) -> int:
     return store.config(caller).seeds[0] if seed is None else seed
+
+
+def _key(layer: str, state: dict[str, Tensor]) -> str:
+    """A layer's weight-matrix name in a saved state: its ``weight``, or an attention's ``in_proj_weight``."""
+    for tensor in ("weight", "in_proj_weight"):
+        key = f"{layer}.{tensor}" if layer else tensor
+        if key in state:
+            return key
+    return f"{layer}.weight" if layer else "weight"

@@ -13,11 +13,11 @@ import torch
 import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
-from lth_prune._reparam import ModuleOrName, keep_mask, named_tensors, prunable_layers
+from lth_prune._reparam import ModuleOrName, keep_mask, prunable_layers, prunable_tensor, stored_tensor
 from lth_prune.methods import ScorePruning, prunable
 from lth_prune.rewind import capture_state, restore_state
 
-__all__ = ["CRITERIA", "Criterion", "Scores", "criterion", "prune_at_init", "register_criterion"]
+__all__ = ["CRITERIA", "Criterion", "Scores", "criterion", "prune_at_init", "register_criterion", "score_key"]
 
 Scores = dict[tuple[nn.Module, str], Tensor]
 Batches = Iterable[tuple[Tensor, Tensor]]
@@ -152,7 +152,7 @@ def prune_at_init(
             for name, module in named:
                 keep = _round_target(targets[name], totals[name], k, rounds)
                 alive = int(_mask(module).sum())
-                method.apply(module, "weight", amount=max(0, alive - keep), importance_scores=scores[(module, "weight")])
+                method.apply(module, score_key(module)[1], amount=max(0, alive - keep), importance_scores=scores[score_key(module)])
     prunable(model, exclude=exclude)  # collapses the rounds' masks and refreshes the weights
     return scores
 
@@ -202,14 +202,16 @@ def _round_target(final: int, total: int, k: int, rounds: int) -> int:
     return round(total * math.exp(math.log(final / total) * k / rounds))
 
 
+def score_key(module: nn.Module) -> tuple[nn.Module, str]:
+    """The key of a prunable layer's scores: ``(module, "weight")``, ``(attention, "in_proj_weight")``."""
+    return module, prunable_tensor(module) or "weight"
+
+
 def _weight(module: nn.Module) -> Tensor:
-    """The parameter that holds ``module``'s weight (torch's ``weight_orig`` when pruned)."""
-    for name, tensor, owner in named_tensors(module):
-        if name == "weight" and owner is module:
-            return tensor
-    raise ValueError(f"scores: {type(module).__name__} has no weight.")
+    """The parameter that holds ``module``'s weight matrix (torch's ``<name>_orig`` when pruned)."""
+    return stored_tensor(module)
 
 
 def _mask(module: nn.Module) -> Tensor:
-    mask = keep_mask(module, "weight")
+    mask = keep_mask(module, score_key(module)[1])
     return torch.ones(_weight(module).shape, dtype=torch.bool) if mask is None else mask

@@ -16,7 +16,7 @@ import torch.nn.utils.prune as prune
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from lth_prune._reparam import ModuleOrName, keep_mask, prunable_layers
+from lth_prune._reparam import ModuleOrName, keep_mask, prunable_layers, prunable_tensor, stored_tensor
 from lth_prune.methods import LotteryTicket, prunable
 
 __all__ = ["GradualMagnitudePruning"]
@@ -148,16 +148,16 @@ class GradualMagnitudePruning:
 def _prune_to(module: nn.Module, keep: int) -> None:
     alive = _alive(module)
     if alive > keep:
-        LotteryTicket.apply(module, "weight", amount=alive - keep)
+        LotteryTicket.apply(module, prunable_tensor(module) or "weight", amount=alive - keep)
 
 
 def _alive(module: nn.Module) -> int:
-    mask = keep_mask(module, "weight")
+    mask = keep_mask(module, prunable_tensor(module) or "weight")
     return _stored(module).numel() if mask is None else int(mask.sum())
 
 
 def _stored(module: nn.Module) -> torch.Tensor:
-    return module.weight_orig if prune.is_pruned(module) else module.weight
+    return stored_tensor(module)
 
 
 def _check_fraction(value: object, what: str, caller: str) -> None:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lth_prune.criteria.base import Batches, Criterion, Scores, preserving_state, register_criterion, scored_weights
+from lth_prune.criteria.base import Batches, Criterion, Scores, score_key, preserving_state, register_criterion, scored_weights
 
 __all__ = ["GraSP", "grasp_scores", "grasp_unstructured"]
 
@@ -68,7 +68,7 @@ def grasp_scores(model: nn.Module, batches: Batches | None, temperature: float =
         temperature: the logits' divisor (the paper's code: 200).
 
     Returns:
-        ``{(module, "weight"): scores}``; the lowest are pruned first.
+        ``{score_key(module): scores}``; the lowest are pruned first.
 
     Raises:
         ValueError: if ``batches`` is ``None`` or empty, or ``temperature`` is not positive.
@@ -103,6 +103,6 @@ def grasp_scores(model: nn.Module, batches: Batches | None, temperature: float =
             for total, part in zip(hessian_gradient, torch.autograd.grad(flow, parameters, allow_unused=True)):
                 if part is not None:
                     total.add_(part)
-        return {(module, "weight"): (weight * hg).detach() for (_, module, weight), hg in zip(weights, hessian_gradient)}
+        return {score_key(module): (weight * hg).detach() for (_, module, weight), hg in zip(weights, hessian_gradient)}
 
     return preserving_state(model, score)

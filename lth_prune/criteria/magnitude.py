@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from lth_prune.criteria.base import Batches, Criterion, Scores, register_criterion, scored_weights
+from lth_prune.criteria.base import Batches, Criterion, Scores, score_key, register_criterion, scored_weights
 
 __all__ = ["MagnitudeAtInit", "magnitude_at_init_unstructured", "magnitude_scores"]
 
@@ -66,4 +66,4 @@ def magnitude_scores(model: nn.Module) -> Scores:
         >>> bool((magnitude_scores(layer)[(layer, "weight")] >= 0).all())
         True
     """
-    return {(module, "weight"): weight.detach().abs() for _, module, weight in scored_weights(model)}
+    return {score_key(module): weight.detach().abs() for _, module, weight in scored_weights(model)}

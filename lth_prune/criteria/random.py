@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lth_prune.criteria.base import Batches, Criterion, Scores, register_criterion, scored_weights
+from lth_prune.criteria.base import Batches, Criterion, Scores, score_key, register_criterion, scored_weights
 
 __all__ = ["RandomAtInit", "random_at_init_unstructured", "random_scores"]
 
@@ -59,6 +59,6 @@ def random_scores(model: nn.Module, seed: int = 0) -> Scores:
     """
     generator = torch.Generator().manual_seed(seed)
     return {
-        (module, "weight"): torch.rand(weight.shape, generator=generator).to(weight.device)
+        score_key(module): torch.rand(weight.shape, generator=generator).to(weight.device)
         for _, module, weight in scored_weights(model)
     }

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lth_prune.criteria.base import Batches, Criterion, Scores, preserving_state, register_criterion, scored_weights
+from lth_prune.criteria.base import Batches, Criterion, Scores, score_key, preserving_state, register_criterion, scored_weights
 
 __all__ = ["SNIP", "snip_scores", "snip_unstructured"]
 
@@ -63,7 +63,7 @@ def snip_scores(model: nn.Module, batches: Batches | None) -> Scores:
         batches: ``(inputs, targets)`` batches, e.g. one or a few training batches.
 
     Returns:
-        ``{(module, "weight"): scores}``, scores of the weight's shape, non-negative.
+        ``{score_key(module): scores}``, scores of the weight's shape, non-negative.
 
     Raises:
         ValueError: if ``batches`` is ``None`` or yields nothing.
@@ -85,6 +85,6 @@ def snip_scores(model: nn.Module, batches: Batches | None) -> Scores:
             seen += 1
         if not seen:
             raise ValueError("snip_scores(): batches must yield at least one batch, got none.")
-        return {(module, "weight"): (gradient * weight).detach().abs() for (_, module, weight), gradient in zip(weights, gradients)}
+        return {score_key(module): (gradient * weight).detach().abs() for (_, module, weight), gradient in zip(weights, gradients)}
 
     return preserving_state(model, score)

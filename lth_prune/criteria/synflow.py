@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from lth_prune.criteria.base import Batches, Criterion, Scores, register_criterion, scored_weights
+from lth_prune.criteria.base import Batches, Criterion, Scores, score_key, register_criterion, scored_weights
 
 __all__ = ["SynFlow", "synflow_scores", "synflow_unstructured"]
 
@@ -69,7 +69,7 @@ def synflow_scores(model: nn.Module, input_shape: Sequence[int] | None) -> Score
         input_shape: one example's shape without the batch dimension, e.g. ``(1, 28, 28)``.
 
     Returns:
-        ``{(module, "weight"): scores}``, non-negative.
+        ``{score_key(module): scores}``, non-negative.
 
     Raises:
         ValueError: if ``input_shape`` is ``None`` or not positive ints.
@@ -93,5 +93,5 @@ def synflow_scores(model: nn.Module, input_shape: Sequence[int] | None) -> Score
     scores: Scores = {}
     for (_, module, weight), value, gradient in zip(weights, targets, gradients):
         product = torch.zeros_like(value) if gradient is None else (value * gradient).detach()
-        scores[(module, "weight")] = product.to(weight.dtype)
+        scores[score_key(module)] = product.to(weight.dtype)
     return scores

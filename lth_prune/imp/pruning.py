@@ -12,7 +12,7 @@ import torch
 import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
-from lth_prune._reparam import output_layer, prunable_layers
+from lth_prune._reparam import output_layer, prunable_layers, prunable_tensor, stored_tensor
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.masks import get_masks, set_masks
 from lth_prune.methods import LotteryTicket, PruningRates, prunable, prune_layerwise
@@ -47,7 +47,7 @@ def prune_level(
         prune.global_unstructured(pairs, pruning_method=LotteryTicket, amount=total - targets)
         return
     for name, module in prunable_layers(net, config.exclude, "prune_level()"):
-        LotteryTicket.apply(module, "weight", amount=_weight(module).numel() - targets[name])
+        LotteryTicket.apply(module, prunable_tensor(module) or "weight", amount=_weight(module).numel() - targets[name])
 
 
 def level_targets(net: nn.Module, config: ExperimentConfig, level: int) -> int | dict[str, int]:
@@ -116,4 +116,4 @@ def _rates(config: ExperimentConfig) -> PruningRates:
 
 
 def _weight(module: nn.Module) -> Tensor:
-    return module.weight_orig if prune.is_pruned(module) else module.weight
+    return stored_tensor(module)

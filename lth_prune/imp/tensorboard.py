@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 from torch import Tensor, nn
 
+from lth_prune._reparam import prunable_tensor, tensor_key
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.masks import get_masks, sparsity_report
 from lth_prune.training import Evaluation, TrainObserver
@@ -80,8 +81,8 @@ class RunLogger:
         masks = get_masks(net)
         for name, module in _layers(net, record["layers"]):
             self.writer.add_scalar(f"layers/{name or 'model'}", record["layers"][name], level)
-            weight = module.weight.detach()
-            mask = masks.get(f"{name}.weight" if name else "weight")
+            weight = getattr(module, prunable_tensor(module) or "weight").detach()
+            mask = masks.get(tensor_key(name, module))
             surviving = weight[mask.to(weight.device)] if mask is not None else weight.flatten()
             if surviving.numel():
                 self.writer.add_histogram(f"weights/{name or 'model'}", surviving.float().cpu(), level)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from lth_prune._reparam import tensor_key
 from lth_prune.criteria import criterion, prune_at_init
 from lth_prune.imp.pruning import level_targets
 from lth_prune.imp.rewinding import RewindPoint
@@ -49,7 +50,7 @@ class AtInitialization(Search):
             )
             names = {id(module): name for name, module in net.named_modules()}
             start.scores = {
-                f"{names[id(module)]}.weight" if names[id(module)] else "weight": value
+                tensor_key(names[id(module)], module): value
                 for (module, _), value in scores.items()
             }
         return start

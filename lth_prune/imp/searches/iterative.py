@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from lth_prune import distributed
-from lth_prune._reparam import prunable_layers
+from lth_prune._reparam import prunable_layers, prunable_tensor, tensor_key
 from lth_prune.imp.pruning import prune_level
 from lth_prune.imp.rewinding import RewindPoint
 from lth_prune.imp.rundir import RunStore
@@ -52,7 +52,7 @@ class IterativeMagnitude(Search):
             if self.setup.needs_scores:
                 # The magnitudes this level's mask was chosen by: the trained weights, masked.
                 start.scores = {
-                    f"{name}.weight" if name else "weight": module.weight.detach().abs().clone()
+                    tensor_key(name, module): getattr(module, prunable_tensor(module) or "weight").detach().abs().clone()
                     for name, module in prunable_layers(net, config.exclude, "imp")
                 }
             prune_level(net, config, level, self.dense_trained)

@@ -17,7 +17,7 @@ def test_top_level_names():
         "load_pruned_state_dict",
         "save_ticket", "load_ticket",
         "MaskedTraining", "masked_training",
-        "to_sparse", "SparseLinear", "SparseConv2d",
+        "to_sparse", "load_sparse_state_dict", "SparseLinear", "SparseConv2d",
         "models",
     ])
     for name in lth_prune.__all__:

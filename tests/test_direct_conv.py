@@ -92,9 +92,12 @@ def test_kernel_matches_conv2d(geometry, density):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_threads_give_the_same_outputs(threads):
+# 9 small maps: two window buffers, whose tiles the threads share; 8 large maps: one buffer
+# per image, and each thread takes whole buffers.
+@pytest.mark.parametrize(("batch", "size"), [(9, 14), (8, 32)])
+def test_threads_give_the_same_outputs(threads, batch, size):
     _needs_kernel()
-    x, arrays, b, shape, expected = _case(9, 32, 48, 14, 3, 1, 1, density=0.3)
+    x, arrays, b, shape, expected = _case(batch, 32, 48, size, 3, 1, 1, density=0.3)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

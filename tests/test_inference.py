@@ -157,3 +157,18 @@ def test_dense_layers_stay_dense_and_errors():
         to_sparse(model, max_density=2)
     with pytest.raises(TypeError, match="model must be an nn.Module"):
         to_sparse("model")
+
+
+def test_relus_of_fresh_outputs_run_in_place_and_no_others():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.ReLU(), nn.Linear(4 * 4 * 4, 2), nn.ReLU())
+    sparse = to_sparse(model)
+    # After the convolution and the output layer; not after the flatten, a view of the pool.
+    assert [layer.inplace for layer in (sparse[1], sparse[3], sparse[5])] == [True, False, True]
+    x = torch.randn(2, 3, 6, 6)
+    kept = x.clone()
+    with torch.no_grad():
+        assert torch.equal(sparse(x), model(x)) and torch.equal(x, kept)
+    assert not model[1].inplace, "the original must stay as it was"
+    shared = nn.Sequential(nn.Conv2d(3, 3, 1), nn.ReLU())
+    block = nn.Sequential(shared, shared[1])  # one ReLU called twice: left alone
+    assert not to_sparse(block)[0][1].inplace

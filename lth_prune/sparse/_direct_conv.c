@@ -495,26 +495,37 @@ LTH_CLONES int lth_sparse_conv2d_float32(const float *input, float *output, cons
     const tap *last = geo.last != geo.per_buffer ? full + nnz : full;
     /* Reads run past a buffer's last entry by up to max_dx, and a tile by up to a tile. */
     const int64_t slack = geo.max_dx + LANES * 8 + LANES;
-    float *q = NULL;
-    if (!geo.direct) {
-        const size_t bytes = (size_t)(geo.per_buffer * geo.image_floats + slack) * sizeof(float);
-        q = aligned_alloc(64, (bytes + 63) / 64 * 64);
-        if (!q) return NO_MEMORY;
-    }
+    const size_t buffer_bytes = ((size_t)(geo.per_buffer * geo.image_floats + slack) * sizeof(float) + 63) / 64 * 64;
+    const int64_t buffers = (geo.n + geo.per_buffer - 1) / geo.per_buffer;
+    /* With images to spare, each thread fills and computes whole window buffers of its own:
+       one parallel region per call, where sharing each buffer's tiles costs two barriers per
+       buffer (and on a machine whose other core is busy, each barrier waits for it). */
+    const int by_buffer = threads > 1 && buffers >= 2 * threads;
     int status = OK;
-    for (int64_t n0 = 0; n0 < geo.n && status == OK; n0 += geo.per_buffer) {
-        const int64_t images = geo.n - n0 < geo.per_buffer ? geo.n - n0 : geo.per_buffer;
-        const float *window;
-        if (geo.direct) {
-            window = input + n0 * geo.c * geo.h * geo.w;
-        } else {
-            fill(&geo, input, q, n0, images, threads);
-            memset(q + images * geo.image_floats, 0, (size_t)slack * sizeof(float)); /* read, never kept */
-            window = q;
+#pragma omp parallel num_threads(threads) if (by_buffer) reduction(| : status)
+    {
+        float *q = geo.direct ? NULL : aligned_alloc(64, buffer_bytes);
+        const int64_t inner_threads = by_buffer ? 1 : threads;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t index = 0; index < buffers; ++index) {
+            if (status != OK || (!geo.direct && !q)) {
+                status |= NO_MEMORY;
+                continue;
+            }
+            const int64_t n0 = index * geo.per_buffer;
+            const int64_t images = geo.n - n0 < geo.per_buffer ? geo.n - n0 : geo.per_buffer;
+            const float *window;
+            if (geo.direct) {
+                window = input + n0 * geo.c * geo.h * geo.w;
+            } else {
+                fill(&geo, input, q, n0, images, inner_threads);
+                memset(q + images * geo.image_floats, 0, (size_t)slack * sizeof(float)); /* read, never kept */
+                window = q;
+            }
+            status |= compute(&geo, window, images == geo.per_buffer ? full : last, split, bias, images,
+                              output, n0, inner_threads);
         }
-        status = compute(&geo, window, images == geo.per_buffer ? full : last, split, bias, images,
-                         output, n0, threads);
+        free(q);
     }
-    free(q);
-    return status;
+    return status ? NO_MEMORY : OK;
 }

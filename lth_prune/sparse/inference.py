@@ -18,7 +18,7 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
 from lth_prune._reparam import collapse, pruned_names, refresh
-from lth_prune.sparse._folding import fold_batchnorms, replace_module
+from lth_prune.sparse._rewrites import fold_batchnorms, inplace_relus, replace_module
 from lth_prune.sparse.layers import SparseConv2d, SparseLinear, VectorizedMaxPool2d
 
 __all__ = ["load_sparse_state_dict", "to_sparse"]
@@ -38,7 +38,8 @@ def to_sparse(
     mode. Each ``nn.BatchNorm2d`` that only normalizes one convolution's output is folded into
     that convolution (its weights scaled per output channel, the same zeros, one pass over the
     activations fewer; found by tracing the model with ``torch.fx``, skipped where it does not
-    trace). With ``example_input``, every pruned linear and 2-d convolution layer is timed
+    trace), and each ``nn.ReLU`` that rectifies a layer's output no other layer reads does it in
+    place. With ``example_input``, every pruned linear and 2-d convolution layer is timed
     dense and sparse on the input it sees in a forward pass of ``example_input``, and the
     faster form is kept: pass one whenever you can. Max-pooling layers are timed the same way
     against :class:`~lth_prune.sparse.layers.VectorizedMaxPool2d` (the same maxima; torch's
@@ -91,6 +92,7 @@ def to_sparse(
     sparse_model = _permanent_copy(model)
     if fold_batchnorm:
         fold_batchnorms(sparse_model)
+    inplace_relus(sparse_model)
     candidates = {
         name: module for name, module in sparse_model.named_modules()
         if (isinstance(module, nn.Linear) or _convertible_conv(module))
@@ -177,6 +179,7 @@ def load_sparse_state_dict(
             module.bias = nn.Parameter(torch.zeros(module.out_channels), requires_grad=False)
     rebuilt.load_state_dict(state_dict)
     rebuilt.eval()
+    inplace_relus(rebuilt)
     if example_input is not None:
         _choose_pools(rebuilt, _layer_inputs(rebuilt, example_input, _pools(rebuilt)), 5)
     return rebuilt

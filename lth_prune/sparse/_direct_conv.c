@@ -373,10 +373,22 @@ LTH_CLONES static void fill(const geometry *geo, const float *input, float *q, i
                     copy(dst + first, src + first + b - geo->pw, last - first);
                     zero(dst + last, geo->wq - last);
                 } else {
-                    for (int64_t x = 0; x < geo->wq; ++x) {
-                        const int64_t ix = geo->sw * x + b - geo->pw;
-                        dst[x] = (ix >= 0 && ix < geo->w) ? src[ix] : 0.0f;
+                    /* columns x with 0 <= sw * x + b - pw < W hold input: a strided copy with no
+                       test per column (the vectorizer gathers it), zeros either side */
+                    const int64_t sw = geo->sw, shift = b - geo->pw;
+                    int64_t first = shift >= 0 ? 0 : (-shift + sw - 1) / sw;
+                    int64_t last = geo->w - shift > 0 ? (geo->w - shift + sw - 1) / sw : 0;
+                    if (first > geo->wq) first = geo->wq;
+                    if (last > geo->wq) last = geo->wq;
+                    if (last < first) last = first;
+                    zero(dst, first);
+                    const float *from = src + shift;
+                    if (sw == 2) { /* a constant stride, which the vectorizer takes */
+                        for (int64_t x = first; x < last; ++x) dst[x] = from[2 * x];
+                    } else {
+                        for (int64_t x = first; x < last; ++x) dst[x] = from[sw * x];
                     }
+                    zero(dst + last, geo->wq - last);
                 }
             }
         }

@@ -36,7 +36,7 @@ __all__ = [
 BASELINE = "dense"
 # The variants that exploit sparsity, and the pass whose speed-up is compared with the ideal.
 SPEEDUP_PASSES = {
-    "to-sparse": ("inference", "fc_inference", "ticket_inference", "conv_layer"),
+    "to-sparse": ("inference", "fc_inference", "ticket_inference", "ticket_sparse_layers", "conv_layer"),
     "sparse-kernels": ("train_step", "imp_round"),
 }
 _TIMING_KEYS = ("model", "variant", "weights_remaining", "pass", "param_bytes")
@@ -228,7 +228,7 @@ def format_speedups(rows: Sequence[SpeedupRow]) -> str:
     ]
     note = (
         "speed-up = dense time / variant time, same run; ideal = 1 / weights remaining, or where "
-        "the benchmark gives it (ticket_inference, conv_layer) the FLOP ideal: dense "
+        "the benchmark gives it (ticket_inference, ticket_sparse_layers, conv_layer) the FLOP ideal: dense "
         "multiply-adds / multiply-adds of the nonzero weights"
     )
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + f"\n{note}"

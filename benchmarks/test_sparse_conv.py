@@ -5,14 +5,18 @@ model of the registry, pruned as IMP prunes (each layer at the paper's rate per 
 :func:`benchmarks._variants.prune_imp_style`) to 5, 2 and 1 % of its weights, how much faster
 does ``lth_prune.to_sparse(model, x)`` run whole-model inference than the dense model holding
 the masked weights, at batch 1 and 64, against the FLOP ideal (dense multiply-adds /
-multiply-adds of the nonzero weights)? And, so that a regression in one kind of layer shows,
+multiply-adds of the nonzero weights)? ``to_sparse`` also folds batch norms, makes ReLUs in
+place and vectorizes max pooling, which is no sparsity: each ticket is timed a second time
+against its ``to_sparse`` copy with every sparse layer turned back into the dense layer
+(pass ``ticket_sparse_layers``), which says how much the sparse layers alone buy. And, so
+that a regression in one kind of layer shows,
 how much faster is one :class:`lth_prune.SparseConv2d` than its dense ``nn.Conv2d`` for one
 layer of each shape class (first layer, 3x3 middle layers on large and small maps, strided
 3x3, 1x1 shortcut)?
 
 The sparse and dense forms are timed in blocks interleaved with each other
 (:class:`benchmarks._timing.PairedBaseline`); the summary reports the passes
-``ticket_inference`` and ``conv_layer`` with their FLOP ideal. Each benchmark checks that the
+``ticket_inference``, ``ticket_sparse_layers`` and ``conv_layer`` with their FLOP ideal. Each benchmark checks that the
 sparse form computes the dense form's outputs; none asserts a timing.
 """
 from __future__ import annotations
@@ -45,15 +49,19 @@ LAYERS = {
 QUICK_MODELS, QUICK_LEVELS, QUICK_BATCHES = ("conv2", "resnet20"), (0.02,), (1, 8)
 QUICK_LAYERS = ("first", "3x3-32x32", "1x1-shortcut")
 INPUT_SHAPE = (3, 32, 32)
+# What a ticket's to_sparse copy is timed against: the dense model (pass ticket_inference), or
+# the copy itself with its sparse layers made dense again (pass ticket_sparse_layers).
+BASELINES = {"dense": "ticket_inference", "rewritten": "ticket_sparse_layers"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     quick = metafunc.config.getoption("quick")
     levels, batches = (QUICK_LEVELS, QUICK_BATCHES) if quick else (LEVELS, BATCHES)
     if "model_name" in metafunc.fixturenames:
-        cases = [(m, level, batch) for m in (QUICK_MODELS if quick else MODELS) for level in levels for batch in batches]
-        metafunc.parametrize(("model_name", "level", "batch"), cases,
-                             ids=[f"{m}-{level:g}-batch{batch}" for m, level, batch in cases])
+        cases = [(m, level, batch, baseline) for m in (QUICK_MODELS if quick else MODELS) for level in levels
+                 for batch in batches for baseline in BASELINES]
+        metafunc.parametrize(("model_name", "level", "batch", "baseline"), cases,
+                             ids=[f"{m}-{level:g}-batch{batch}-vs-{baseline}" for m, level, batch, baseline in cases])
     if "layer_class" in metafunc.fixturenames:
         cases = [(c, level, batch) for c in (QUICK_LAYERS if quick else LAYERS) for level in levels for batch in batches]
         metafunc.parametrize(("layer_class", "level", "batch"), cases,
@@ -87,18 +95,19 @@ def tickets() -> Tickets:
 
 
 def test_ticket_inference(
-    benchmark: Any, model_name: str, level: float, batch: int, tickets: Tickets, quick: bool,
-    span: float | None, pytestconfig: pytest.Config, timing_results: list[dict[str, Any]],
+    benchmark: Any, model_name: str, level: float, batch: int, baseline: str, tickets: Tickets,
+    quick: bool, span: float | None, pytestconfig: pytest.Config, timing_results: list[dict[str, Any]],
 ) -> None:
     pruned, remaining = tickets.get(model_name, level)
     assert remaining <= level and remaining > level * 0.7, f"{model_name} keeps {remaining:.4f}"
     images = torch.randn(batch, *INPUT_SHAPE, generator=torch.Generator().manual_seed(0))
     dense = dense_reference(pruned).eval()
     sparse = lth_prune.to_sparse(pruned, images)
+    against = dense if baseline == "dense" else densified(sparse)
     kinds = sorted({type(module).__name__ for module in sparse.modules() if not list(module.children())})
-    _record(benchmark, f"{model_name}-batch{batch}", level, remaining, "ticket_inference", batch,
-            flop_ideal(dense, images), param_bytes(sparse), param_bytes(dense), layers=kinds)
-    output = _time(benchmark, sparse, dense, images, quick, span, pytestconfig)
+    _record(benchmark, f"{model_name}-batch{batch}", level, remaining, BASELINES[baseline], batch,
+            flop_ideal(dense, images), param_bytes(sparse), param_bytes(against), layers=kinds)
+    output = _time(benchmark, sparse, against, images, quick, span, pytestconfig)
     with torch.inference_mode():
         expected = dense(images)
     torch.testing.assert_close(output, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
@@ -125,6 +134,31 @@ def test_conv_layer(
         expected = conv(inputs)
     torch.testing.assert_close(output, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
     _keep(benchmark, timing_results)
+
+
+def densified(model: nn.Module) -> nn.Module:
+    """A copy of a ``to_sparse`` copy whose sparse layers are dense layers with the same weights."""
+    copied = copy.deepcopy(model)
+    for name, module in list(copied.named_modules()):
+        if isinstance(module, lth_prune.SparseConv2d):
+            dense: nn.Module = nn.Conv2d(
+                module.in_channels, module.out_channels, module.kernel_size, module.stride,
+                module.padding, module.dilation, module.groups, bias=module.bias is not None,
+            )
+            weight = module.weight.to_dense().reshape(dense.weight.shape)
+        elif isinstance(module, lth_prune.SparseLinear):
+            dense = nn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
+            weight = module.weight.to_dense()
+        else:
+            continue
+        with torch.no_grad():
+            dense.weight.copy_(weight)
+            if module.bias is not None:
+                dense.bias.copy_(module.bias.reshape(-1))
+        dense.requires_grad_(False)
+        parent_name, _, child = name.rpartition(".")
+        setattr(copied.get_submodule(parent_name) if parent_name else copied, child, dense.eval())
+    return copied
 
 
 def flop_ideal(model: nn.Module, images: Tensor) -> float:

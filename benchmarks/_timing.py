@@ -22,7 +22,7 @@ from pytest_benchmark.utils import load_timer
 from torch import Tensor, nn
 
 import lth_prune
-from benchmarks._variants import PASSES, VARIANTS, prune_to
+from benchmarks._variants import PASSES, VARIANTS, imp_rates, prune_imp_style, prune_to
 
 __all__ = [
     "BLOCKS",
@@ -30,6 +30,7 @@ __all__ = [
     "MIN_BLOCK_ROUNDS",
     "MODELS",
     "PASSES",
+    "PRUNING",
     "WEIGHTS_REMAINING",
     "BlockRatios",
     "Case",
@@ -51,6 +52,9 @@ __all__ = [
 ]
 
 MODELS = ("network", "conv2", "conv4", "conv6", "lenet300_100", "resnet20", "vgg16")
+# How the timed models are pruned (--pruning): one shot and global (the default, as the
+# figures below were measured), or as IMP's rounds prune, each layer at the paper's rate.
+PRUNING = ("global", "imp")
 WEIGHTS_REMAINING = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
 NUM_CLASSES = 10
 
@@ -136,16 +140,27 @@ def make_inputs(model_name: str, batch_size: int, device: torch.device) -> tuple
 
 
 def build_pruned(
-    model_name: str, weights_remaining: float | None, device: torch.device
+    model_name: str, weights_remaining: float | None, device: torch.device, pruning: str = "global"
 ) -> nn.Module:
-    """The model, seeded, on ``device``, pruned to ``weights_remaining`` (``None``: dense)."""
+    """The model, seeded, on ``device``, pruned to ``weights_remaining`` (``None``: dense).
+
+    ``pruning`` is ``"global"`` (:func:`benchmarks._variants.prune_to`: one shot, one ranking
+    over all layers, exactly ``weights_remaining``) or ``"imp"``
+    (:func:`benchmarks._variants.prune_imp_style`: each layer at the paper's rate per round,
+    until at most ``weights_remaining`` is left).
+    """
     torch.manual_seed(0)
     model = lth_prune.models.get(
         model_name, num_classes=NUM_CLASSES, input_shape=input_shape(model_name)
     )
     # Moved before pruning: a pruned layer's `weight` is a plain attribute .to() leaves behind.
     model = model.to(device)
-    return model if weights_remaining is None else prune_to(model, weights_remaining)
+    if weights_remaining is None:
+        return model
+    if pruning == "imp":
+        prune_imp_style(model, weights_remaining, imp_rates(model_name))
+        return model
+    return prune_to(model, weights_remaining)
 
 
 class PrunedCache:
@@ -156,7 +171,8 @@ class PrunedCache:
     kept (:func:`cases` runs one model after the other): about 2 GB for `network`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pruning: str = "global") -> None:
+        self.pruning = pruning
         self._model_key: tuple[str, str] | None = None
         self._built: dict[float | None, nn.Module] = {}
 
@@ -167,7 +183,7 @@ class PrunedCache:
             self._model_key = (case.model, str(device))
         level = case.weights_remaining if VARIANTS[case.variant].prunes else None
         if level not in self._built:
-            self._built[level] = build_pruned(case.model, level, device)
+            self._built[level] = build_pruned(case.model, level, device, self.pruning)
         return copy.deepcopy(self._built[level])
 
 

@@ -1,7 +1,7 @@
 """Options and fixtures shared by the benchmarks, and the ratio summary printed at the end.
 
 Options (``pytest benchmarks --help`` lists them under "lth_prune benchmarks"): ``--quick``,
-``--batch-size``, ``--threads``, ``--span``, ``--dataset``, ``--data-dir``, ``--summary-dir``;
+``--batch-size``, ``--pruning``, ``--threads``, ``--span``, ``--dataset``, ``--data-dir``, ``--summary-dir``;
 ``--device`` and its ``device`` fixture come from the repository's ``conftest.py``.
 """
 from __future__ import annotations
@@ -32,6 +32,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         help="batch size of the timed passes (default: 128, or 32 with --quick)",
+    )
+    group.addoption(
+        "--pruning",
+        choices=("global", "imp"),
+        default="global",
+        help="how test_timing.py prunes its models: one shot and global (default), or as IMP "
+        "does, each layer at the paper's rate per round (test_sparse_conv.py always prunes so)",
     )
     group.addoption(
         "--threads",

@@ -150,3 +150,14 @@ def test_the_table_shows_the_block_quartiles():
     table = summary.ratio_rows(rows)
     assert table[1].time_spread == {"train_step": (0.99, 1.04)}
     assert "1.02 [0.99, 1.04]" in summary.format_table(table)
+
+
+def test_speedup_rows_use_the_benchmarks_flop_ideal():
+    rows = [
+        _row("to-sparse", 0.02, "ticket_inference", 0.5, dense_median=2.0, ideal_speedup=8.0),
+        _row("to-sparse", 0.05, "ticket_inference", 1.0, dense_median=2.0),
+    ]
+    plain, flop = summary.speedup_rows(summary.ratio_rows(rows))  # sparsest last
+    assert (flop.speedup, flop.ideal, flop.fraction_of_ideal) == pytest.approx((4.0, 8.0, 0.5))
+    assert plain.ideal == pytest.approx(20.0)
+    assert "| 4.00x      | 8.0x    | 50.0%" in summary.format_speedups([flop])

@@ -37,9 +37,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="module")
-def pruned_cache() -> PrunedCache:
-    """Pruned models, shared by the passes and variants of one (model, sparsity level)."""
-    return PrunedCache()
+def pruned_cache(pytestconfig: pytest.Config) -> PrunedCache:
+    """Pruned models (``--pruning``), shared by the passes and variants of one (model, level)."""
+    return PrunedCache(pytestconfig.getoption("pruning"))
 
 
 def test_timing(
@@ -55,7 +55,7 @@ def test_timing(
 ) -> None:
     variant = VARIANTS[case.variant]
     pruned = pruned_cache.get(case, device)
-    _assert_weights_remaining(pruned, case.weights_remaining)
+    _assert_weights_remaining(pruned, case.weights_remaining, pruned_cache.pruning)
     masks = lth_prune.get_masks(pruned)
     reference = dense_reference(pruned)
     images, labels = make_inputs(case.model, batch_size, device)
@@ -76,6 +76,8 @@ def test_timing(
                 "torch_version": torch.__version__,
                 "num_threads": torch.get_num_threads(),
                 "param_bytes": param_bytes(model),
+                "pruning": pruned_cache.pruning,
+                "weights_remaining_exact": 1.0 - lth_prune.sparsity(pruned),
             }
         )
         timed = make_pass(
@@ -107,9 +109,16 @@ def _dense_pass(
     return make_pass(case.pass_name, Subject(dense, dense, {}, optimizer, images, labels))
 
 
-def _assert_weights_remaining(model: torch.nn.Module, weights_remaining: float) -> None:
+def _assert_weights_remaining(model: torch.nn.Module, weights_remaining: float, pruning: str) -> None:
     total = sum(row.total for row in lth_prune.sparsity_report(model))
     remaining = 1.0 - lth_prune.sparsity(model)
+    if pruning == "imp":
+        # Whole rounds: at most the level, and the round before was above it (at most one
+        # round's worth of pruning, 20 %, below).
+        assert weights_remaining * 0.7 < remaining <= weights_remaining or weights_remaining == 1.0, (
+            f"the model keeps {remaining:.6f} of its weights, not at most {weights_remaining}"
+        )
+        return
     # Pruning rounds to a whole number of weights.
     assert abs(remaining - weights_remaining) <= 1 / total, (
         f"the model keeps {remaining:.6f} of its weights, not {weights_remaining}"

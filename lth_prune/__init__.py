@@ -54,7 +54,14 @@ from lth_prune.methods import (
     prune_layerwise,
 )
 from lth_prune.rewind import Rewinder, register_rewind_hooks, rewind
-from lth_prune.sparse import MaskedTraining, SparseConv2d, SparseLinear, masked_training, to_sparse
+from lth_prune.sparse import (
+    MaskedTraining,
+    SparseConv2d,
+    SparseLinear,
+    load_sparse_state_dict,
+    masked_training,
+    to_sparse,
+)
 from lth_prune.tickets import load_ticket, save_ticket
 
 __all__ = [
@@ -102,6 +109,7 @@ __all__ = [
     "masked_training",
     # sparse inference
     "to_sparse",
+    "load_sparse_state_dict",
     "SparseLinear",
     "SparseConv2d",
     # linear mode connectivity

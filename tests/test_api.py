@@ -22,7 +22,7 @@ def test_top_level_names():
         "save_ticket", "load_ticket",
         "InterpolationPath", "interpolation_path",
         "MaskedTraining", "masked_training",
-        "to_sparse", "SparseLinear", "SparseConv2d",
+        "to_sparse", "load_sparse_state_dict", "SparseLinear", "SparseConv2d",
         "models",
     ])
     for name in lth_prune.__all__:

@@ -1,5 +1,8 @@
-"""to_sparse and the sparse layers: same outputs as the masked dense model."""
+"""to_sparse and load_sparse_state_dict: the masked dense model's outputs, from a copy whose layers
+run sparse kernels, with batch norms folded and pools vectorized; clear errors on bad inputs."""
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
@@ -9,39 +12,27 @@ from torch import nn
 
 import lth_prune
 from lth_prune import LotteryTicket, prunable
-from lth_prune.sparse import SparseConv2d, SparseLinear, to_sparse
+from lth_prune.sparse import SparseConv2d, SparseLinear, load_sparse_state_dict, to_sparse
+from lth_prune.sparse import inference
+from lth_prune.sparse.layers import VectorizedMaxPool2d
 
 
-def _sparse_weight(shape: tuple[int, ...], density: float, seed: int = 0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    weight = torch.randn(shape, generator=generator)
-    return weight * (torch.rand(shape, generator=generator) < density)
-
-
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("input_shape", [(1, 30), (1, 1, 30), (7, 30), (2, 3, 30)])
-def test_sparse_linear_matches_dense(bias, input_shape):
-    weight = _sparse_weight((20, 30), 0.1)
-    b = torch.randn(20) if bias else None
-    layer = SparseLinear(weight, b)
-    x = torch.randn(input_shape)
-    assert torch.allclose(layer(x), F.linear(x, weight, b), atol=1e-5)
-    assert layer(x).shape == (*input_shape[:-1], 20)
-
-
-@pytest.mark.parametrize(("stride", "padding", "dilation", "bias"),
-                         [(1, 1, 1, True), (2, 1, 1, False), (1, 0, 2, True), (2, 2, 1, True)])
-def test_sparse_conv_matches_dense(stride, padding, dilation, bias):
-    conv = nn.Conv2d(3, 5, 3, stride=stride, padding=padding, dilation=dilation, bias=bias)
-    with torch.no_grad():
-        conv.weight.copy_(_sparse_weight(tuple(conv.weight.shape), 0.2))
-    x = torch.randn(2, 3, 9, 10)
-    assert torch.allclose(SparseConv2d(conv)(x), conv(x), atol=1e-5)
-
-
-def test_sparse_conv_rejects_groups():
-    with pytest.raises(ValueError, match="conv must have groups=1"):
-        SparseConv2d(nn.Conv2d(4, 4, 3, groups=2))
+def _ticket(name: str, weights_remaining: float = 0.02) -> tuple[nn.Module, tuple[int, int, int]]:
+    """A registry model pruned layer-wise, as IMP prunes it, with BatchNorm statistics that
+    are not the identity (so that folding them is tested)."""
+    torch.manual_seed(0)
+    shape = (1, 28, 28) if name == "lenet300_100" else (3, 32, 32)
+    model = lth_prune.models.get(name, input_shape=shape)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            with torch.no_grad():
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    # Every layer at its own rate, as IMP prunes, in one step.
+    lth_prune.prune_layerwise(model, 1 - weights_remaining)
+    return model.eval(), shape
 
 
 @pytest.mark.parametrize("name", ["network", "conv2", "lenet300_100", "resnet20"])
@@ -81,6 +72,72 @@ def test_without_example_input_only_linear_layers_go_sparse():
         assert torch.allclose(sparse(x), model(x), atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["conv2", "network", "resnet20"])
+def test_every_layer_sparse_gives_the_same_outputs(name, monkeypatch):
+    # Whatever the timing says: every candidate in its sparse form, every pool vectorized.
+    monkeypatch.setattr(inference, "_faster", lambda candidate, current, input, repeats: True)
+    model, shape = _ticket(name)
+    x = torch.randn(3, *shape)
+    sparse = to_sparse(model, example_input=x)
+    convs = [m for m in sparse.modules() if isinstance(m, SparseConv2d)]
+    assert len(convs) == sum(isinstance(m, nn.Conv2d) for m in model.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in sparse.modules()), "batch norms were not folded"
+    assert all(type(m) is not nn.MaxPool2d for m in sparse.modules())
+    with torch.no_grad():
+        expected = model(x)
+    torch.testing.assert_close(sparse(x), expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+    torch.testing.assert_close(sparse(x[:1]), expected[:1], rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+
+
+def test_batch_norm_folding_can_be_turned_off():
+    model, shape = _ticket("resnet20")
+    kept = to_sparse(model, fold_batchnorm=False)
+    folded = to_sparse(model)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in kept.modules()) == 21
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, *shape)
+    torch.testing.assert_close(folded(x), kept(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["conv2", "resnet20"])
+def test_state_dict_saves_and_loads_with_weights_only(name, tmp_path, monkeypatch):
+    monkeypatch.setattr(inference, "_faster", lambda candidate, current, input, repeats: True)
+    model, shape = _ticket(name)
+    x = torch.randn(2, *shape)
+    sparse = to_sparse(model, example_input=x)
+    torch.save(sparse.state_dict(), tmp_path / "sparse.pt")
+    state = torch.load(tmp_path / "sparse.pt", weights_only=True)
+    fresh = lth_prune.models.get(name, input_shape=shape)  # another initialization, unpruned
+    loaded = load_sparse_state_dict(fresh, state, example_input=x)
+    assert [type(m) for m in loaded.modules()] == [type(m) for m in sparse.modules()]
+    assert not loaded.training
+    assert torch.equal(loaded(x), sparse(x))
+
+
+def test_load_without_example_input_keeps_pools_as_they_are():
+    model, shape = _ticket("conv2")
+    sparse = to_sparse(model, example_input=torch.randn(2, *shape))
+    loaded = load_sparse_state_dict(lth_prune.models.get("conv2", input_shape=shape), sparse.state_dict())
+    assert type(loaded.features[4]) is nn.MaxPool2d
+    x = torch.randn(2, *shape)
+    torch.testing.assert_close(loaded(x), sparse(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="load_sparse_state_dict\\(\\): model must be an nn.Module, got dict"):
+        load_sparse_state_dict({}, sparse.state_dict())
+
+
+@pytest.mark.parametrize(("name", "bad", "match"), [
+    ("conv2", (2, 1, 32, 32), r"layer 'features.0' \(Conv2d\) expects \(N, 3, H, W\), got input of shape \(2, 1, 32, 32\)"),
+    ("conv2", (2, 3, 16, 16), r"layer 'classifier.0' \(Linear\) expects \(\*, 16384\), got input of shape \(2, 4096\)"),
+    ("lenet300_100", (2, 1, 20, 20), r"layer 'classifier.0' \(Linear\) expects \(\*, 784\), got input of shape \(2, 400\)"),
+])
+def test_wrong_example_input_names_the_layer_and_the_shapes(name, bad, match):
+    model, _ = _ticket(name, 0.5)
+    with pytest.raises(ValueError, match=r"to_sparse\(\): the model fails on example_input of shape " + re.escape(str(bad)) + ".*" + match):
+        to_sparse(model, example_input=torch.randn(bad))
+    with pytest.raises(TypeError, match="example_input must be a Tensor or None, got list"):
+        to_sparse(model, example_input=[1, 2])
+
+
 def test_by_timing_every_layer_form_gives_the_same_outputs():
     torch.manual_seed(0)
     model = lth_prune.models.get("conv2", input_shape=(3, 32, 32)).eval()
@@ -102,17 +159,16 @@ def test_dense_layers_stay_dense_and_errors():
         to_sparse("model")
 
 
-def test_sparse_layers_hold_32_bit_indices_and_survive_torch_save(tmp_path):
-    layer = SparseLinear(_sparse_weight((20, 30), 0.1), torch.randn(20))
-    conv = nn.Conv2d(3, 5, 3, padding=1)
+def test_relus_of_fresh_outputs_run_in_place_and_no_others():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.ReLU(), nn.Linear(4 * 4 * 4, 2), nn.ReLU())
+    sparse = to_sparse(model)
+    # After the convolution and the output layer; not after the flatten, a view of the pool.
+    assert [layer.inplace for layer in (sparse[1], sparse[3], sparse[5])] == [True, False, True]
+    x = torch.randn(2, 3, 6, 6)
+    kept = x.clone()
     with torch.no_grad():
-        conv.weight.copy_(_sparse_weight(tuple(conv.weight.shape), 0.2))
-    model = nn.Sequential(SparseConv2d(conv), nn.Flatten(), nn.Linear(5 * 4 * 4, 30), layer)
-    for sparse in (model[0], layer):
-        assert sparse.weight.crow_indices().dtype == torch.int32
-        assert sparse.weight.col_indices().dtype == torch.int32
-    x = torch.randn(2, 3, 4, 4)
-    torch.save(model, tmp_path / "sparse.pt")
-    loaded = torch.load(tmp_path / "sparse.pt", weights_only=False)
-    assert torch.equal(loaded(x), model(x))
-    assert torch.equal(loaded(x[:1]), model(x[:1]))
+        assert torch.equal(sparse(x), model(x)) and torch.equal(x, kept)
+    assert not model[1].inplace, "the original must stay as it was"
+    shared = nn.Sequential(nn.Conv2d(3, 3, 1), nn.ReLU())
+    block = nn.Sequential(shared, shared[1])  # one ReLU called twice: left alone
+    assert not to_sparse(block)[0][1].inplace

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import shlex
+import shutil
 
 import pytest
 import torch
@@ -165,7 +166,7 @@ def test_compiler_errors_are_reported(fresh_library, monkeypatch):
 def test_portable_build_where_clones_fail(fresh_library, monkeypatch):
     # A C library without ifunc support rejects target_clones: the build is tried again
     # with one baseline loop, and that library is used.
-    real = _native.shutil.which("cc") or _native.shutil.which("gcc")
+    real = shutil.which("cc") or shutil.which("gcc")
     if real is None:
         pytest.skip("no C compiler here")
     wrapper = fresh_library / "no-ifunc-cc"

@@ -13,16 +13,21 @@ and no speed-up from sparsity. This package is what lth_prune offers instead:
   mask (:func:`sparse_linear`, :class:`CsrPattern`), which :func:`masked_training` uses for
   large, very sparse layers when asked to.
 * :func:`to_sparse` (module ``inference``): a copy of a ticket for inference whose pruned
-  layers are CSR matrices (:class:`SparseLinear`, :class:`SparseConv2d`) where that is
-  faster.
+  layers run sparse kernels where a timing shows them faster (module ``layers``):
+  :class:`SparseLinear` a CSR matrix product, :class:`SparseConv2d` a direct sparse
+  convolution (a compiled loop, ``_direct_conv.c``, built as the mask loop is; a CSR product
+  over unfolded patches where it cannot be). :func:`load_sparse_state_dict` rebuilds such a
+  copy from its saved ``state_dict`` (``torch.load(..., weights_only=True)`` reads it).
 
-:func:`masked_training`, :class:`MaskedTraining`, :func:`to_sparse`, :class:`SparseLinear`
-and :class:`SparseConv2d` are also exported by :mod:`lth_prune` itself.
+:func:`masked_training`, :class:`MaskedTraining`, :func:`to_sparse`,
+:func:`load_sparse_state_dict`, :class:`SparseLinear` and :class:`SparseConv2d` are also
+exported by :mod:`lth_prune` itself.
 """
 from __future__ import annotations
 
-from lth_prune.sparse.inference import SparseConv2d, SparseLinear, to_sparse
+from lth_prune.sparse.inference import load_sparse_state_dict, to_sparse
 from lth_prune.sparse.kernels import CsrPattern, sparse_linear
+from lth_prune.sparse.layers import SparseConv2d, SparseLinear
 # After this import the package's attribute masked_training is the function, not its module
 # (as lth_prune.rewind is); importlib.import_module reaches the module, e.g. to patch it.
 from lth_prune.sparse.masked_training import MaskedTraining, masked_training
@@ -33,6 +38,7 @@ __all__ = [
     "masked_training",
     # sparse inference
     "to_sparse",
+    "load_sparse_state_dict",
     "SparseLinear",
     "SparseConv2d",
     # sparse training kernels

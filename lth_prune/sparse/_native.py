@@ -25,12 +25,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -39,6 +33,7 @@ import torch
 from torch import Tensor
 
 from lth_prune._reparam import zero_pruned_
+from lth_prune.sparse._compile import BUILD_ERRORS, find_compiler, load_library, native_enabled
 
 __all__ = ["mask_", "masker", "native_available"]
 
@@ -53,7 +48,6 @@ _FLAG_SETS = (
     ("-O3",),
     ("-O3", "-DLTH_PRUNE_PORTABLE"),
 )
-_BUILD_TIMEOUT_S = 120
 
 # Entries per in-place multiply in the fallback. ``mul_`` widens the uint8 mask into a
 # temporary of the operand's width as large as the operand: for a 4096 x 4096 layer a fresh 64 MiB buffer each step,
@@ -129,22 +123,14 @@ def _kernel_for(values: Tensor, keep: Tensor) -> Callable[[int, int, int], None]
 
 @functools.lru_cache(maxsize=None)
 def _library() -> ctypes.CDLL | None:
-    if os.environ.get("LTH_PRUNE_NATIVE", "1").strip() == "0":
+    if not native_enabled():
         return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    compiler = find_compiler()
     if not compiler:
         return None  # a machine without a C compiler: torch's fallback, silently
-    source = _SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([
-        source, compiler.encode(), platform.machine().encode(), sys.platform.encode(),
-        repr(_FLAG_SETS).encode(),
-    ])).hexdigest()[:16]
     try:
-        path = _cache_dir() / f"native-{key}.so"
-        if not path.exists():
-            _build(compiler, path)
-        library = ctypes.CDLL(str(path))
-    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        library = load_library("native", _SOURCE, compiler, _FLAG_SETS)
+    except BUILD_ERRORS as error:
         warnings.warn(
             f"lth_prune could not build its C kernel ({error}); masked gradients use torch's "
             "slower in-place multiply. Set LTH_PRUNE_NATIVE=0 to skip the build.",
@@ -157,31 +143,3 @@ def _library() -> ctypes.CDLL | None:
         kernel.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
         kernel.restype = None
     return library
-
-
-def _cache_dir() -> Path:
-    configured = os.environ.get("LTH_PRUNE_CACHE")
-    if configured:
-        directory = Path(configured)
-    else:
-        directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lth_prune"
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-def _build(compiler: str, path: Path) -> None:
-    # Built under a name of this process and renamed into place: processes building at once
-    # (data-parallel workers) never load a half-written library.
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    errors = []
-    try:
-        for flags in _FLAG_SETS:
-            command = [compiler, *flags, "-shared", "-fPIC", str(_SOURCE), "-o", str(partial)]
-            result = subprocess.run(command, capture_output=True, text=True, timeout=_BUILD_TIMEOUT_S)
-            if result.returncode == 0:
-                os.replace(partial, path)
-                return
-            errors.append(f"{' '.join(command)}: {result.stderr.strip()[-300:]}")
-    finally:
-        partial.unlink(missing_ok=True)
-    raise RuntimeError("; ".join(errors))

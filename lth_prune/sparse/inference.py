@@ -2,104 +2,26 @@
 
 A masked model computes with dense weights full of zeros, so sparsity buys nothing.
 :func:`to_sparse` copies the model and replaces each pruned linear layer by a
-:class:`SparseLinear` (the weight as a CSR matrix, ``y^T = W x^T`` by a sparse-dense
-product) and each pruned 2-d convolution by a :class:`SparseConv2d` (a CSR matrix over
-unfolded input patches), where that is faster, and keeps the dense layer where it is not.
+:class:`~lth_prune.SparseLinear` (the weight as a CSR matrix) and each pruned 2-d convolution
+by a :class:`~lth_prune.SparseConv2d` (a direct sparse convolution over the nonzero weights)
+where a timing on an example input shows that faster, and keeps the dense layer where it is
+not. :func:`load_sparse_state_dict` rebuilds such a copy from its saved ``state_dict``.
 """
 from __future__ import annotations
 
 import copy
 import time
-import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
-import torch.nn.functional as F
 import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
 from lth_prune._reparam import collapse, pruned_names, refresh
+from lth_prune.sparse._rewrites import fold_batchnorms, inplace_relus, replace_module
+from lth_prune.sparse.layers import SparseConv2d, SparseLinear, VectorizedMaxPool2d
 
-__all__ = ["SparseConv2d", "SparseLinear", "to_sparse"]
-
-
-class SparseLinear(nn.Module):
-    """A linear layer whose weight is a CSR matrix; inference only (no gradients).
-
-    Args:
-        weight: the dense ``(out_features, in_features)`` weight, zeros where pruned.
-        bias: ``(out_features,)`` or ``None``.
-
-    Shape:
-        input ``(*, in_features)``, output ``(*, out_features)``.
-    """
-
-    def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
-        super().__init__()
-        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
-        self.register_buffer("weight", _csr(weight))
-        self.register_buffer("bias", None if bias is None else bias.detach().clone().reshape(-1, 1))
-
-    def forward(self, input: Tensor) -> Tensor:
-        flat = input.reshape(-1, self.in_features)
-        if flat.shape[0] == 1:
-            # One example: a sparse matrix-vector product, twice as fast here as the
-            # matrix-matrix one with a single column.
-            if self.bias is None:
-                out = torch.mv(self.weight, flat[0])
-            else:
-                out = torch.addmv(self.bias.view(-1), self.weight, flat[0])
-            return out.reshape(*input.shape[:-1], self.out_features)
-        # (W @ x^T)^T: CSR times dense is the product torch's sparse kernels make fast.
-        if self.bias is None:
-            out = (self.weight @ flat.t()).t()
-        else:
-            out = torch.addmm(self.bias, self.weight, flat.t()).t()
-        return out.reshape(*input.shape[:-1], self.out_features)
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, nnz={self.weight.values().numel()}"
-
-
-class SparseConv2d(nn.Module):
-    """A 2-d convolution as a CSR matrix over unfolded input patches; inference only.
-
-    Args:
-        conv: the dense convolution (``groups=1``) whose weight has zeros where pruned.
-
-    Shape:
-        input ``(N, C_in, H, W)``, output ``(N, C_out, H_out, W_out)``.
-    """
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-            raise ValueError(
-                "SparseConv2d(): conv must have groups=1, zero padding given as numbers, got "
-                f"groups={conv.groups}, padding={conv.padding!r}, padding_mode={conv.padding_mode!r}."
-            )
-        self.out_channels = conv.out_channels
-        self.kernel_size, self.stride = conv.kernel_size, conv.stride
-        self.padding, self.dilation = conv.padding, conv.dilation
-        self.register_buffer("weight", _csr(conv.weight.detach().reshape(conv.out_channels, -1)))
-        bias = conv.bias
-        self.register_buffer("bias", None if bias is None else bias.detach().clone().reshape(-1, 1))
-
-    def forward(self, input: Tensor) -> Tensor:
-        batch, _, height, width = input.shape
-        patches = F.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
-        columns = patches.transpose(0, 1).reshape(patches.shape[1], -1)  # (C*k*k, N*L)
-        if self.bias is None:
-            out = self.weight @ columns
-        else:
-            out = torch.addmm(self.bias, self.weight, columns)
-        out_h = (height + 2 * self.padding[0] - self.dilation[0] * (self.kernel_size[0] - 1) - 1) // self.stride[0] + 1
-        out_w = (width + 2 * self.padding[1] - self.dilation[1] * (self.kernel_size[1] - 1) - 1) // self.stride[1] + 1
-        return out.reshape(self.out_channels, batch, out_h, out_w).transpose(0, 1)
-
-    def extra_repr(self) -> str:
-        return (f"out_channels={self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, nnz={self.weight.values().numel()}")
+__all__ = ["load_sparse_state_dict", "to_sparse"]
 
 
 def to_sparse(
@@ -108,17 +30,25 @@ def to_sparse(
     *,
     max_density: float = 0.1,
     repeats: int = 5,
+    fold_batchnorm: bool = True,
 ) -> nn.Module:
     """A copy of ``model`` for inference whose pruned layers use sparse kernels where they pay.
 
     Pruning is made permanent in the copy (``model`` is not changed) and it is put in eval
-    mode. With ``example_input``, every pruned linear and 2-d convolution layer is timed dense
-    and sparse on the input it sees in a forward pass of ``example_input``, and the faster
-    form is kept: pass one whenever you can. Without it, a linear layer becomes sparse when
-    its density is at most ``max_density``, and convolutions stay dense: a sparse product
-    over unfolded patches pays only where a timing shows it (on the benchmark CPU, at batch
-    128, it was 1.2-6.7x slower than the dense convolution even at 1 % density, because the
-    unfolded patches are ``kernel_h * kernel_w`` times the input).
+    mode. Each ``nn.BatchNorm2d`` that only normalizes one convolution's output is folded into
+    that convolution (its weights scaled per output channel, the same zeros, one pass over the
+    activations fewer; found by tracing the model with ``torch.fx``, skipped where it does not
+    trace), and each ``nn.ReLU`` that rectifies a layer's output no other layer reads does it in
+    place. With ``example_input``, every pruned linear and 2-d convolution layer is timed
+    dense and sparse on the input it sees in a forward pass of ``example_input``, and the
+    faster form is kept: pass one whenever you can. Max-pooling layers are timed the same way
+    against :class:`~lth_prune.sparse.layers.VectorizedMaxPool2d` (the same maxima; torch's
+    CPU kernel for contiguous inputs is not vectorized and took a third of Conv-2's dense time
+    at batch 64 on the benchmark machine). Without ``example_input``, a linear layer becomes
+    sparse when its density is at most ``max_density``, and convolutions stay dense: whether
+    the direct sparse convolution (:class:`~lth_prune.SparseConv2d`) beats the dense one
+    depends on the density, the shape of the layer and the batch, more than a threshold can
+    say (see the benchmarks page).
 
     Args:
         model: a pruned model (``torch.nn.utils.prune`` form, or any model with zero weights).
@@ -126,13 +56,18 @@ def to_sparse(
         max_density: fraction of nonzero weights up to which a linear layer goes sparse when
             no ``example_input`` is given, in [0, 1].
         repeats: timed calls per layer and form when choosing by timing.
+        fold_batchnorm: whether to fold batch norms into the convolutions before them.
 
     Returns:
         The sparse copy, in eval mode. Its layers hold CSR buffers and compute no gradients.
+        ``torch.save(copy.state_dict(), ...)`` saves it; :func:`load_sparse_state_dict`
+        rebuilds it.
 
     Raises:
-        TypeError: if ``model`` is not an ``nn.Module``.
-        ValueError: if ``max_density`` is not in [0, 1] or ``repeats`` < 1.
+        TypeError: if ``model`` is not an ``nn.Module`` or ``example_input`` not a tensor.
+        ValueError: if ``max_density`` is not in [0, 1], ``repeats`` < 1, or the model fails
+            on ``example_input`` (the message names the layer that failed, what it expects
+            and the shape it got).
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2))
@@ -150,21 +85,104 @@ def to_sparse(
         raise ValueError(f"to_sparse(): max_density must be in [0, 1], got {max_density}.")
     if repeats < 1:
         raise ValueError(f"to_sparse(): repeats must be >= 1, got {repeats}.")
+    if example_input is not None and not isinstance(example_input, Tensor):
+        raise TypeError(
+            f"to_sparse(): example_input must be a Tensor or None, got {type(example_input).__name__}."
+        )
     sparse_model = _permanent_copy(model)
+    if fold_batchnorm:
+        fold_batchnorms(sparse_model)
+    inplace_relus(sparse_model)
     candidates = {
         name: module for name, module in sparse_model.named_modules()
-        if (isinstance(module, nn.Linear) or (isinstance(module, nn.Conv2d) and module.groups == 1
-            and module.padding_mode == "zeros" and not isinstance(module.padding, str)))
+        if (isinstance(module, nn.Linear) or _convertible_conv(module))
         and _density(module.weight) < 1.0
     }
-    inputs = _layer_inputs(sparse_model, example_input, candidates) if example_input is not None else {}
+    inputs = {} if example_input is None else _layer_inputs(
+        sparse_model, example_input, {**candidates, **_pools(sparse_model)}
+    )
     for name, module in candidates.items():
         if name not in inputs and not (isinstance(module, nn.Linear) and _density(module.weight) <= max_density):
             continue
         sparse = SparseLinear(module.weight, module.bias) if isinstance(module, nn.Linear) else SparseConv2d(module)
-        if name not in inputs or _sparse_is_faster(module, sparse, inputs[name], repeats):
-            _replace(sparse_model, name, sparse)
+        if name not in inputs or _faster(sparse, module, inputs[name], repeats):
+            replace_module(sparse_model, name, sparse)
+    _choose_pools(sparse_model, inputs, repeats)
     return sparse_model
+
+
+def load_sparse_state_dict(
+    model: nn.Module, state_dict: Mapping[str, Tensor], example_input: Tensor | None = None
+) -> nn.Module:
+    """Rebuild a :func:`to_sparse` copy from its ``state_dict`` and the model's architecture.
+
+    Every linear and 2-d convolution layer of ``model`` whose entries in ``state_dict`` are
+    those of a :class:`~lth_prune.SparseLinear` (a CSR ``weight``) or a
+    :class:`~lth_prune.SparseConv2d` (``crow_indices``, ``col_indices``, ``values``) becomes
+    one, and each batch norm that ``to_sparse`` folded away (its entries are missing) becomes
+    ``nn.Identity``; the other entries load as usual. The state dict holds plain and CSR
+    tensors only, so it can be saved with ``torch.save`` and read back with
+    ``torch.load(..., weights_only=True)``. Max-pooling layers hold no state: with
+    ``example_input`` they are timed again as ``to_sparse`` times them.
+
+    Args:
+        model: a model of the architecture ``to_sparse`` was given (dense or pruned; its
+            weights are not used).
+        state_dict: what ``to_sparse(...).state_dict()`` returned.
+        example_input: a typical input batch, to choose the form of each max-pooling layer.
+
+    Returns:
+        A new model in eval mode, the sparse layers in place; ``model`` is not changed.
+
+    Raises:
+        TypeError: if ``model`` is not an ``nn.Module``.
+        ValueError: if the model fails on ``example_input``.
+        RuntimeError: as ``load_state_dict`` does, for missing, unexpected or mis-shaped keys.
+
+    Example:
+        >>> import io
+        >>> def build():
+        ...     return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8),
+        ...                                torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 2))
+        >>> net = build()
+        >>> for layer in (net[0], net[3]):
+        ...     _ = torch.nn.utils.prune.l1_unstructured(layer, "weight", amount=0.9)
+        >>> fast = to_sparse(net, max_density=0.5)
+        >>> [type(layer).__name__ for layer in fast]
+        ['Conv2d', 'Identity', 'Flatten', 'SparseLinear']
+        >>> buffer = io.BytesIO()
+        >>> torch.save(fast.state_dict(), buffer)
+        >>> _ = buffer.seek(0)
+        >>> loaded = load_sparse_state_dict(build(), torch.load(buffer, weights_only=True))
+        >>> x = torch.randn(2, 3, 6, 6)
+        >>> torch.equal(loaded(x), fast(x))
+        True
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"load_sparse_state_dict(): model must be an nn.Module, got {type(model).__name__}.")
+    rebuilt = _permanent_copy(model)
+    for name, module in list(rebuilt.named_modules()):
+        prefix = f"{name}." if name else ""
+        weight = state_dict.get(prefix + "weight")
+        if type(module) is nn.BatchNorm2d and module.running_mean is not None and prefix + "running_mean" not in state_dict:
+            replace_module(rebuilt, name, nn.Identity())
+        elif isinstance(module, nn.Linear) and isinstance(weight, Tensor) and weight.layout == torch.sparse_csr:
+            sparse = SparseLinear(torch.zeros(0, module.in_features), module.bias)
+            sparse.in_features, sparse.out_features = module.in_features, module.out_features
+            replace_module(rebuilt, name, sparse)
+        elif _convertible_conv(module) and prefix + "values" in state_dict:
+            with torch.no_grad():
+                module.weight.zero_()  # not used: the pattern comes from the state dict
+            replace_module(rebuilt, name, SparseConv2d(module))
+        elif isinstance(module, nn.Conv2d) and module.bias is None and prefix + "bias" in state_dict:
+            # A folded batch norm left its shift in the bias of a convolution that had none.
+            module.bias = nn.Parameter(torch.zeros(module.out_channels), requires_grad=False)
+    rebuilt.load_state_dict(state_dict)
+    rebuilt.eval()
+    inplace_relus(rebuilt)
+    if example_input is not None:
+        _choose_pools(rebuilt, _layer_inputs(rebuilt, example_input, _pools(rebuilt)), 5)
+    return rebuilt
 
 
 def _permanent_copy(model: nn.Module) -> nn.Module:
@@ -183,31 +201,66 @@ def _permanent_copy(model: nn.Module) -> nn.Module:
 
 def _layer_inputs(model: nn.Module, example_input: Tensor, layers: dict[str, nn.Module]) -> dict[str, Tensor]:
     seen: dict[str, Tensor] = {}
-    handles = [
-        module.register_forward_pre_hook(_recorder(seen, name)) for name, module in layers.items()
-    ]
+    # The modules whose forward has begun and not ended: where the model raises, the last one
+    # is the layer that did.
+    running: list[tuple[str, nn.Module, Any]] = []
+    handles = []
+    for name, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(_recorder(seen, running, name, name in layers)))
+        handles.append(module.register_forward_hook(_finisher(running)))
     try:
         with torch.inference_mode():
             model(example_input)
+    except Exception as error:
+        raise ValueError(_failure(example_input, running, error)) from error
     finally:
         for handle in handles:
             handle.remove()
     return seen
 
 
-def _recorder(seen: dict[str, Tensor], name: str) -> Callable[[nn.Module, Any], None]:
+def _recorder(
+    seen: dict[str, Tensor], running: list[tuple[str, nn.Module, Any]], name: str, candidate: bool
+) -> Callable[[nn.Module, Any], None]:
     def record(module: nn.Module, inputs: Any) -> None:
-        seen[name] = inputs[0].detach()
+        running.append((name, module, inputs))
+        if candidate:
+            seen[name] = inputs[0].detach()
     return record
 
 
-def _sparse_is_faster(dense: nn.Module, sparse: nn.Module, input: Tensor, repeats: int) -> bool:
+def _finisher(running: list[tuple[str, nn.Module, Any]]) -> Callable[[nn.Module, Any, Any], None]:
+    def finish(module: nn.Module, inputs: Any, output: Any) -> None:
+        running.pop()
+    return finish
+
+
+def _failure(example_input: Tensor, running: list[tuple[str, nn.Module, Any]], error: Exception) -> str:
+    """The message for a model that failed on ``example_input``: which layer, what it expects."""
+    text = f"to_sparse(): the model fails on example_input of shape {tuple(example_input.shape)}"
+    if running:
+        name, module, inputs = running[-1]
+        shapes = [tuple(value.shape) for value in inputs if isinstance(value, Tensor)]
+        got = shapes[0] if len(shapes) == 1 else shapes
+        if isinstance(module, nn.Linear):
+            expects = f" expects (*, {module.in_features})"
+        elif isinstance(module, nn.Conv2d):
+            expects = f" expects (N, {module.in_channels}, H, W)"
+        else:
+            expects = ""
+        where = f"layer {name!r}" if name else "the model's own forward"
+        text += f": {where} ({type(module).__name__}){expects}, got input of shape {got}"
+    return f"{text}. ({type(error).__name__}: {error})"
+
+
+def _faster(candidate: nn.Module, current: nn.Module, input: Tensor, repeats: int) -> bool:
+    """Whether ``candidate`` runs ``input`` faster than ``current``."""
     # The two forms alternate call by call and each keeps its fastest call, so a burst of load
     # from elsewhere cannot land on one form only.
-    best = {"dense": float("inf"), "sparse": float("inf")}
+    best = {"current": float("inf"), "candidate": float("inf")}
     with torch.inference_mode():
         for call in range(repeats + 1):  # the first call of each warms it up, uncounted
-            for form, module in (("dense", dense), ("sparse", sparse)):
+            for form, module in (("current", current), ("candidate", candidate)):
                 start = time.perf_counter()
                 module(input)
                 if input.is_cuda:
@@ -215,36 +268,32 @@ def _sparse_is_faster(dense: nn.Module, sparse: nn.Module, input: Tensor, repeat
                 elapsed = time.perf_counter() - start
                 if call > 0:
                     best[form] = min(best[form], elapsed)
-    return best["sparse"] < best["dense"]
+    return best["candidate"] < best["current"]
 
 
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
+def _pools(model: nn.Module) -> dict[str, nn.Module]:
+    return {
+        name: module for name, module in model.named_modules()
+        if type(module) is nn.MaxPool2d and not module.return_indices
+    }
+
+
+def _choose_pools(model: nn.Module, inputs: Mapping[str, Tensor], repeats: int) -> None:
+    for name, pool in _pools(model).items():
+        if name in inputs and inputs[name].dim() == 4 and inputs[name].device.type == "cpu":
+            vectorized = VectorizedMaxPool2d.like(pool)
+            if _faster(vectorized, pool, inputs[name], repeats):
+                replace_module(model, name, vectorized)
+
+
+def _convertible_conv(module: nn.Module) -> bool:
+    return (
+        type(module) is nn.Conv2d and module.padding_mode == "zeros"
+        and (not isinstance(module.padding, str) or module.padding == "valid")
+    )
 
 
 def _density(weight: Tensor) -> float:
     return float(torch.count_nonzero(weight)) / max(1, weight.numel())
 
 
-# 32-bit CSR indices where they fit: torch's CPU products convert 64-bit ones on every call
-# (to the 32-bit indices MKL takes), which made a batch-1 product 1.5-2x slower and a
-# batch-128 one 3-14 % slower on the benchmark machine.
-_INT32_LIMIT = 2**31 - 1
-
-
-def _csr(dense: Tensor) -> Tensor:
-    with warnings.catch_warnings():
-        # torch flags sparse CSR as beta on every conversion; the kernels used here are stable.
-        warnings.simplefilter("ignore", UserWarning)
-        matrix = dense.detach().to_sparse_csr()
-        if max(matrix.values().numel(), *matrix.shape) > _INT32_LIMIT:
-            return matrix
-        return torch.sparse_csr_tensor(
-            matrix.crow_indices().to(torch.int32),
-            matrix.col_indices().to(torch.int32),
-            matrix.values(),
-            matrix.shape,
-            check_invariants=False,
-        )

@@ -2,6 +2,7 @@
 tables and figures (lth_prune.report.anatomy, lth_prune.report.compare)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -182,9 +183,36 @@ def test_comparison_table_and_figure(two_seed_run):
     assert rows[4][0] == "2" and rows[4][3:] == ["-", "-", "-", "-"]  # level 2 is A's only
     figure = compare.comparison_figure([results, shorter], ["A", "B"])
     labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
-    assert labels[:2] == ["A: ticket", "B: ticket"] and any(label.startswith("dense A") for label in labels)
+    assert labels[:2] == ["A", "B"] and labels[-1].startswith("dense (")  # one dense network: one line
     with pytest.raises(ValueError, match=r"format_comparison\(\): labels must have one label per run \(2\), got 1"):
         compare.format_comparison([results, shorter], ["A"])
+
+
+def test_comparison_figure_of_many_runs_with_branches_stays_legible():
+    """Six runs with three controls each: a panel per run below the tickets' axes, and no
+    matplotlib layout warning (24 curves on one axes collapsed it)."""
+    branches = ("random_reinit", "random_pruning", "inverted_scores")
+    config = imp.ExperimentConfig(controls=branches)
+    runs = []
+    for run in range(6):
+        records = [
+            {"level": n, "seed": 0, "weights_remaining": 0.64 ** n, "layers": {}, "test_accuracy": 0.9 - 0.01 * run * n,
+             **({f"{name}_accuracy": 0.8 for name in branches} if n else {})}
+            for n in range(4)
+        ]
+        records[0]["test_accuracy"] = 0.9 + 0.001 * run  # six dense networks: six dense lines
+        runs.append(imp.Results.from_records(config, records))
+    labels = [f"run {run}" for run in range(6)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure = compare.comparison_figure(runs, labels)
+        figure.canvas.draw()
+    assert len(figure.axes) == 7
+    tickets = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert tickets[:6] == labels and len(tickets) == 12 and tickets[6].startswith("dense run 0 (90.0 %)")
+    assert [axes.get_title() for axes in figure.axes[1:]] == labels
+    panel = [text.get_text() for text in figure.axes[1].get_legend().get_texts()]
+    assert panel == ["ticket", "random reinit", "random pruning", "inverted scores"]
 
 
 def test_finished_levels_per_seed(two_seed_run):

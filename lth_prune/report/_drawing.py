@@ -64,12 +64,16 @@ def new_figure() -> tuple[Figure, Any]:
     """A figure with one axes in the report's style."""
     figure = Figure(figsize=(6.4, 4.4), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    return figure, style_axes(figure.add_subplot())
+
+
+def style_axes(axes: Any) -> Any:
+    """Give ``axes`` the report's grid and spines; return it."""
     axes.grid(True, which="major", color="0.9", linewidth=0.8)
     axes.set_axisbelow(True)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
-    return figure, axes
+    return axes
 
 
 def curve(axes: Any, levels: Sequence[dict[str, Any]], key: str, label: str, style: dict[str, Any],
@@ -89,12 +93,12 @@ def curve(axes: Any, levels: Sequence[dict[str, Any]], key: str, label: str, sty
         axes.plot(x, y, label=label, markersize=4, linewidth=1.4, **style)
 
 
-def legend(axes: Any) -> None:
+def legend(axes: Any, fontsize: float = 8) -> None:
     """The legend in drawing order, the dense reference last."""
     handles, labels = axes.get_legend_handles_labels()
     # matplotlib lists plain lines before error-bar containers; keep the drawing order instead.
     order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("dense"))
-    axes.legend([handles[i] for i in order], [labels[i] for i in order], loc="best", fontsize=8, frameon=False)
+    axes.legend([handles[i] for i in order], [labels[i] for i in order], loc="best", fontsize=fontsize, frameon=False)
 
 
 def sparsity_axis(axes: Any, levels: Sequence[dict[str, Any]]) -> None:

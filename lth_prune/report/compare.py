@@ -5,10 +5,12 @@ Agg canvas, no ``pyplot``.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
@@ -21,10 +23,10 @@ from lth_prune.report._drawing import (
     check_results,
     curve,
     legend,
-    new_figure,
     run_title,
     save_figure,
     sparsity_axis,
+    style_axes,
 )
 from lth_prune.report.anatomy import overlap_figure
 from lth_prune.report.tables import percent_labels
@@ -97,14 +99,18 @@ def format_comparison(
 
 
 def comparison_figure(runs: Sequence[Results], labels: Sequence[str]) -> Figure:
-    """Test accuracy against percent of weights remaining for several runs on one axis.
+    """Test accuracy against percent of weights remaining for several runs.
 
-    Each run has its colour: its ticket solid, its controls dashed, its dense accuracy a
-    dotted line.
+    The first axes holds one curve per run, its ticket, each in its colour, with error bars
+    over seeds when a run has several, and the dense accuracy as a dotted line (one grey line
+    when every run starts from the same dense network, else one per run in its colour). When
+    a run measured branches (controls, sanity checks), a panel per run below shows its ticket
+    against them, all panels on one accuracy scale: six runs with three controls each stay
+    legible, where 24 curves on one axes would not.
 
     Args:
         runs: the runs' results.
-        labels: one label per run, used in the legend.
+        labels: one label per run, used in the legend and the panels' titles.
 
     Returns:
         A :class:`matplotlib.figure.Figure`.
@@ -119,29 +125,60 @@ def comparison_figure(runs: Sequence[Results], labels: Sequence[str]) -> Figure:
         ...             "test_accuracy": 0.9} for n in range(2)]
         >>> results = Results.from_records(ExperimentConfig(), records)
         >>> figure = comparison_figure([results, results], ["A", "B"])
-        >>> [text.get_text() for text in figure.axes[0].get_legend().get_texts()][:2]
-        ['A: ticket', 'B: ticket']
+        >>> [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+        ['A', 'B', 'dense (90.0 %)']
     """
     if len(labels) != len(runs):
         raise ValueError(f"comparison_figure(): labels must have one label per run ({len(runs)}), got {len(labels)}.")
     for results in runs:
         check_results("comparison_figure", results)
-    figure, axes = new_figure()
+    with_branches = [index for index, results in enumerate(runs) if branch_curves(results)]
+    columns = min(3, len(with_branches)) if with_branches else 1
+    rows = math.ceil(len(with_branches) / columns) if with_branches else 0
+    figure = Figure(figsize=(max(6.4, 3.4 * columns), 4.4 + 2.9 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.add_gridspec(1 + rows, columns, height_ratios=[1.5] + [1.0] * rows)
+    remaining = [{"weights_remaining": value} for value in
+                 sorted({entry["weights_remaining"] for results in runs for entry in results.levels}, reverse=True)]
+    main = style_axes(figure.add_subplot(grid[0, :]))
+    dense = [_dense_accuracy(results) for results in runs]
+    shared_dense = all(value is not None for value in dense) and max(dense) - min(dense) < 1e-12
     for index, (label, results) in enumerate(zip(labels, runs)):
         colour = f"C{index % 10}"
+        style = {key: value for key, value in TICKET_STYLE.items() if key != "color"}
+        curve(main, results.levels, "test_accuracy", label, dict(style, color=colour), several_seeds(results), 100.0)
+        if dense[index] is not None and not shared_dense:
+            main.axhline(100.0 * dense[index], color=colour, linestyle=":", linewidth=1.0, zorder=1,
+                         label=f"dense {label} ({100.0 * dense[index]:.1f} %)")
+    if shared_dense:
+        main.axhline(100.0 * dense[0], color="0.4", linestyle=":", linewidth=1.0, zorder=1,
+                     label=f"dense ({100.0 * dense[0]:.1f} %)")
+    sparsity_axis(main, remaining)
+    main.set_ylabel("Test accuracy (%)")
+    titles = {run_title(results.config, False).splitlines()[0] for results in runs}
+    main.set_title(titles.pop() if len(titles) == 1 else "test accuracy of each run's ticket", fontsize=10)
+    legend(main)
+    panels = []
+    for slot, index in enumerate(with_branches):
+        axes = style_axes(figure.add_subplot(grid[1 + slot // columns, slot % columns],
+                                             sharey=panels[0] if panels else None))
+        results = runs[index]
         for key, name, style in _compared(results):
-            curve(axes, results.levels, key, f"{label}: {name}", dict(style, color=colour), several_seeds(results), 100.0)
-        dense = results.levels[0].get("test_accuracy") if results.levels[0]["level"] == 0 else None
-        if dense is not None:
-            axes.axhline(100.0 * dense, color=colour, linestyle=":", linewidth=1.0, zorder=1,
-                         label=f"dense {label} ({100.0 * dense:.1f} %)")
-    remaining = sorted({entry["weights_remaining"] for results in runs for entry in results.levels}, reverse=True)
-    sparsity_axis(axes, [{"weights_remaining": value} for value in remaining])
-    axes.set_ylabel("Test accuracy (%)")
-    axes.set_title("\n".join(f"{label}: {run_title(results.config, False).splitlines()[0]}"
-                             for label, results in zip(labels, runs)), fontsize=9)
-    legend(axes)
+            colour = f"C{index % 10}" if key == "test_accuracy" else "0.35"
+            curve(axes, results.levels, key, name, dict(style, color=colour), several_seeds(results), 100.0)
+        sparsity_axis(axes, remaining)
+        axes.set_title(labels[index], fontsize=9)
+        axes.tick_params(labelsize=7)
+        axes.xaxis.label.set_fontsize(7)
+        legend(axes, fontsize=6)
+        panels.append(axes)
     return figure
+
+
+def _dense_accuracy(results: Results) -> float | None:
+    """The run's level-0 test accuracy, or None when it has no level 0."""
+    first = results.levels[0]
+    return first.get("test_accuracy") if first["level"] == 0 else None
 
 
 def plot_comparison(
@@ -178,7 +215,8 @@ def plot_comparison(
 
 
 def _compared(results: Results) -> list[tuple[str, str, dict[str, Any]]]:
-    """(key, short header, line style): the ticket solid, the branches as in accuracy_figure."""
+    """(key, short header, line style): the ticket solid, the branches as in accuracy_figure
+    but for colour, which the caller chooses."""
     ticket = ("test_accuracy", "ticket", {k: v for k, v in TICKET_STYLE.items() if k != "color"})
     branches = [(key, label, {k: v for k, v in style.items() if k != "color"}) for key, label, style in branch_curves(results)]
     return [ticket, *branches]

@@ -47,6 +47,19 @@ def test_a_small_timm_vit(colour):
     assert built.head.out_features == 3 and len(prunable(built)) == len(results.levels[0]["layers"])
 
 
+def test_a_model_that_asserts_its_input_size_is_refused_with_the_hint(tmp_path, monkeypatch):
+    # timm checks the image size with an assert, not a RuntimeError: still a clear error, no traceback.
+    pytest.importorskip("timm")
+    monkeypatch.setattr("lth_prune.imp.phases.train", lambda *a, **k: pytest.fail("nothing may be trained"))
+    small = make_synthetic(64, num_classes=3, input_shape=(3, 16, 16))
+    kwargs = dict(img_size=32, patch_size=8, depth=1, embed_dim=16, num_heads=2)
+    config = ExperimentConfig(**FAST, model="timm:vit_tiny_patch16_224", model_kwargs=kwargs)
+    with pytest.raises(ValueError, match=r"got AssertionError from its forward pass: Input height \(16\) doesn't match "
+                                         r"model \(32\); .* pass it in model_kwargs \(--model-kwargs\), e\.g\. img_size"):
+        imp.run(config, data=small, run_dir=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
 def test_models_that_do_not_fit_the_data_are_refused_before_work(tmp_path, monkeypatch):
     monkeypatch.setattr("lth_prune.imp.phases.train", lambda *a, **k: pytest.fail("nothing may be trained"))
     grey = make_synthetic(64, num_classes=3, input_shape=(1, 32, 32))

@@ -23,6 +23,7 @@ from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.pruning import check_pruning
 from lth_prune.imp.rewinding import RewindPolicy, policy_for
 from lth_prune.imp.tensorboard import check_tensorboard
+from lth_prune.models.external import is_external
 from lth_prune.training import LearningRateSchedule
 
 __all__ = ["ModelSource", "Setup", "make_optimizer", "prepare", "resolve_device"]
@@ -201,10 +202,17 @@ def _check_model(net: nn.Module, config: ExperimentConfig, data: DataSplits, cal
     try:
         with torch.no_grad():
             logits = net(inputs)
-    except RuntimeError as error:
+    except Exception as error:  # whatever the model raises (timm asserts its input size): its own words
+        hint = ""
+        if is_external(config.model):
+            hint = (
+                "; another library's model is built for its own input size unless told otherwise: pass "
+                "it in model_kwargs (--model-kwargs), e.g. img_size for timm, image_size for torchvision's "
+                "ViT (torchvision's CNNs take 3-channel images)"
+            )
         raise ValueError(
             f"{caller}: the model must take the data's inputs of shape {tuple(data.input_shape)} "
-            f"({data.name}), got an error from its forward pass: {error}"
+            f"({data.name}), got {type(error).__name__} from its forward pass: {str(error).rstrip('.')}{hint}."
         ) from error
     if logits.dim() != 2 or logits.shape[1] != data.num_classes:
         raise ValueError(

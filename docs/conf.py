@@ -109,6 +109,11 @@ from lth_prune import imp
 torch.manual_seed(0)
 # The examples use tiny models: one thread is faster, and steady on a loaded machine.
 torch.set_num_threads(1)
+# For the pages' files, and for the examples of optional extras (``:skipif: not has_package(...)``).
+import importlib.util, pathlib, tempfile
+tmp = pathlib.Path(tempfile.mkdtemp())
+def has_package(name):
+    return importlib.util.find_spec(name) is not None
 """
 
 

@@ -13,10 +13,12 @@ resumes at the right level with the right masks.
 
 Example::
 
-    trainer = lightning.Trainer(max_epochs=5 * 4, callbacks=[LotteryTicketPruning(amount=0.2, rounds=4,
-                                                                                   every_n_epochs=5)])
+    pruning = LotteryTicketPruning(amount=0.2, rounds=4, every_n_epochs=5)
+    trainer = lightning.Trainer(max_epochs=5 * (4 + 1), callbacks=[pruning])  # the last level trains too
     trainer.fit(module, train_loader, val_loader)
-    callback.records   # one dict per level: weights remaining and the logged metrics
+    pruning.records   # one dict per level: weights remaining and the logged metrics
+
+The docs' how-to "Where you already work" runs a full example, resume included.
 """
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
          r"rewind_step must be smaller than the iterations per round \(3\), got 100"),
         (dict(warmup=30, iterations=None, epochs=2.0), None, r"warmup must be shorter than the iterations per round \(6\), got 30"),
         ({}, lambda: nn.Sequential(nn.Flatten(), nn.Linear(10, 4)),
-         r"the model must take the data's inputs of shape \(1, 8, 8\) \(synthetic\), got an error"),
+         r"the model must take the data's inputs of shape \(1, 8, 8\) \(synthetic\), got RuntimeError from its forward pass: mat1 and mat2 shapes cannot be multiplied"),
         ({}, lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 3)),
          r"the model must output \(N, 4\) logits for synthetic's 4 classes, got shape \(2, 3\)"),
         ({}, lambda: nn.Sequential(nn.Flatten(), nn.ReLU()),

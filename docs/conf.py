@@ -110,10 +110,13 @@ torch.manual_seed(0)
 # The examples use tiny models: one thread is faster, and steady on a loaded machine.
 torch.set_num_threads(1)
 # For the pages' files, and for the examples of optional extras (``:skipif: not has_package(...)``).
-import importlib.util, pathlib, tempfile
+import importlib.util, os, pathlib, tempfile
 tmp = pathlib.Path(tempfile.mkdtemp())
 def has_package(name):
-    return importlib.util.find_spec(name) is not None
+    found = importlib.util.find_spec(name) is not None
+    if not found and os.environ.get("LTH_PRUNE_DOCS_SKIP_NOTHING") == "1":
+        raise RuntimeError(f"the examples may not be skipped here, but {name} is not installed")
+    return found
 """
 
 

@@ -37,8 +37,8 @@ def test_a_small_torchvision_vit(colour):
     assert layers["encoder.layers.encoder_layer_1.mlp.0"] < 1.0 and layers["heads.head"] < 1.0
 
 
+@pytest.mark.extra("timm")
 def test_a_small_timm_vit(colour):
-    pytest.importorskip("timm")
     kwargs = dict(img_size=32, patch_size=8, depth=2, embed_dim=32, num_heads=2)
     config = ExperimentConfig(**FAST, model="timm:vit_tiny_patch16_224", model_kwargs=kwargs)
     results = imp.run(config, data=colour, progress=False)
@@ -47,9 +47,9 @@ def test_a_small_timm_vit(colour):
     assert built.head.out_features == 3 and len(prunable(built)) == len(results.levels[0]["layers"])
 
 
+@pytest.mark.extra("timm")
 def test_a_model_that_asserts_its_input_size_is_refused_with_the_hint(tmp_path, monkeypatch):
     # timm checks the image size with an assert, not a RuntimeError: still a clear error, no traceback.
-    pytest.importorskip("timm")
     monkeypatch.setattr("lth_prune.imp.phases.train", lambda *a, **k: pytest.fail("nothing may be trained"))
     small = make_synthetic(64, num_classes=3, input_shape=(3, 16, 16))
     kwargs = dict(img_size=32, patch_size=8, depth=1, embed_dim=16, num_heads=2)

@@ -2,41 +2,59 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-pl = pytest.importorskip("lightning.pytorch")
+import lth_prune
+from lth_prune.data import load_dataset
+from lth_prune.rewind import capture_state
 
-import lth_prune  # noqa: E402
-from lth_prune.data import load_dataset  # noqa: E402
-from lth_prune.integrations.lightning import LotteryTicketPruning  # noqa: E402
-from lth_prune.rewind import capture_state  # noqa: E402
+pytestmark = pytest.mark.extra("lightning")
 
 
-class Digits(pl.LightningModule):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = lth_prune.models.get("lenet300_100", num_classes=10, input_shape=(1, 8, 8))
-        self.initial = capture_state(self.net)
+@pytest.fixture(scope="module")
+def pl() -> Any:
+    import lightning.pytorch
 
-    def forward(self, x):
-        return self.net(x)
+    return lightning.pytorch
 
-    def training_step(self, batch, _):
-        x, y = batch
-        loss = F.cross_entropy(self(x), y)
-        self.log("train_loss", loss)
-        return loss
 
-    def validation_step(self, batch, _):
-        x, y = batch
-        self.log("val_acc", (self(x).argmax(1) == y).float().mean())
+@pytest.fixture(scope="module")
+def LotteryTicketPruning() -> Any:  # noqa: N802 - the class under test
+    from lth_prune.integrations.lightning import LotteryTicketPruning
 
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.05, momentum=0.9)
+    return LotteryTicketPruning
+
+
+@pytest.fixture(scope="module")
+def Digits(pl):  # noqa: N802 - a LightningModule class, built once lightning is known to be there
+    class Digits(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = lth_prune.models.get("lenet300_100", num_classes=10, input_shape=(1, 8, 8))
+            self.initial = capture_state(self.net)
+
+        def forward(self, x):
+            return self.net(x)
+
+        def training_step(self, batch, _):
+            x, y = batch
+            loss = F.cross_entropy(self(x), y)
+            self.log("train_loss", loss)
+            return loss
+
+        def validation_step(self, batch, _):
+            x, y = batch
+            self.log("val_acc", (self(x).argmax(1) == y).float().mean())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05, momentum=0.9)
+
+    return Digits
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +66,13 @@ def loaders():
 
 
 def _trainer(tmp_path, callback, epochs, extra=(), **kwargs):
+    import lightning.pytorch as pl
+
     return pl.Trainer(max_epochs=epochs, callbacks=[callback, *extra], default_root_dir=str(tmp_path), logger=False,
                       enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", **kwargs)
 
 
-def test_rounds_prune_exact_counts_rewind_bit_for_bit_and_record_levels(tmp_path, loaders):
+def test_rounds_prune_exact_counts_rewind_bit_for_bit_and_record_levels(tmp_path, loaders, Digits, LotteryTicketPruning):
     module = Digits()
     callback = LotteryTicketPruning(amount=0.2, rounds=2, every_n_epochs=1, save_dir=tmp_path / "tickets")
     rewound = []
@@ -83,7 +103,7 @@ def test_rounds_prune_exact_counts_rewind_bit_for_bit_and_record_levels(tmp_path
     assert len(json.loads((tmp_path / "tickets" / "levels.json").read_text())) == 3
 
 
-def test_a_checkpoint_resumes_at_its_level_with_its_masks(tmp_path, loaders):
+def test_a_checkpoint_resumes_at_its_level_with_its_masks(tmp_path, loaders, pl, Digits, LotteryTicketPruning):
     first = Digits()
     callback = LotteryTicketPruning(amount=0.5, rounds=3, every_n_epochs=1)
     checkpoint = pl.callbacks.ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
@@ -102,7 +122,7 @@ def test_a_checkpoint_resumes_at_its_level_with_its_masks(tmp_path, loaders):
     assert round(resumed.records[-1]["weights_remaining"] * total) == total - round(0.5 * total) - round(0.5 * (total - round(0.5 * total)))
 
 
-def test_late_rewinding_and_bad_settings(tmp_path, loaders):
+def test_late_rewinding_and_bad_settings(tmp_path, loaders, Digits, LotteryTicketPruning):
     module = Digits()
     callback = LotteryTicketPruning(amount=0.2, rounds=1, rewind_step=3)
     _trainer(tmp_path, callback, epochs=2, enable_checkpointing=False).fit(module, *loaders)

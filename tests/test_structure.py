@@ -3,12 +3,14 @@ module boundary, and only the run store spells out a run directory's layout."""
 from __future__ import annotations
 
 import ast
+import configparser
 import re
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "lth_prune"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "lth_prune"
 # Each floor may import its own and the floors below it, never one above.
 FLOORS = {"core": 0, "imp": 1, "analysis": 2, "report": 3, "cli": 4, "__main__": 5}
 ABOVE_CORE = ("imp", "analysis", "report", "cli")
@@ -103,3 +105,55 @@ def test_the_checks_see_the_package():
     assert _floor("lth_prune.imp.rundir") == 1 and _floor("lth_prune.masks") == 0 and _floor("lth_prune") == 0
     assert all(_floor(f"lth_prune.{top}.x") > 0 for top in ABOVE_CORE)
     assert LAYOUT_PARTS.search("level_") and LAYOUT_PARTS.search(r"seed_(\d+)") and not LAYOUT_PARTS.search("seed_overlap")
+
+
+# -- Optional extras: never needed to collect or run the suite -------------------------------------
+
+def _declared_extras() -> set[str]:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    return set(parser["options.extras_require"]) - {"dev", "docs"}
+
+
+def _import_time_imports(tree: ast.Module) -> set[str]:
+    """Top-level names of the modules imported when the module itself is imported: its body and
+    the branches of its top-level ``if`` statements, not functions, classes or ``try`` blocks."""
+    found: set[str] = set()
+    statements = list(tree.body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, ast.If):
+            statements += node.body + node.orelse
+        elif isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_conftest_knows_every_optional_extra(optional_extras):
+    extras, _ = optional_extras
+    assert set(extras) == _declared_extras()
+
+
+def test_a_package_module_that_imports_an_extra_is_declared_so_its_doctests_skip(optional_extras):
+    extras, needs_extra = optional_extras
+    modules = {top: extra for extra, top in extras.items()}
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        imported = _import_time_imports(ast.parse(path.read_text(), filename=str(path))) & set(modules)
+        found.update({path.relative_to(ROOT).as_posix(): modules[top] for top in imported})
+    assert found == needs_extra
+
+
+def test_tests_ask_for_an_extra_with_the_marker_not_an_import(optional_extras):
+    # @pytest.mark.extra skips with the install command where the extra is missing, and lets
+    # CI run exactly these tests once the extras are installed (pytest -m extra).
+    modules = set(optional_extras[0].values())
+    offending = []
+    for path in sorted([*(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]):
+        text = path.read_text()
+        tree = ast.parse(text, filename=str(path))
+        offending += [f"{path.name}: imports {top}" for top in _import_time_imports(tree) & modules]
+        offending += [f"{path.name}: {match}" for match in re.findall(r"importorskip\(\s*['\"](\w+)", text) if match in modules]
+    assert offending == []

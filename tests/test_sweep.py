@@ -13,8 +13,8 @@ from lth_prune.imp.sweep import sweep
 BASE = ExperimentConfig(dataset="synthetic", rounds=1, iterations=2, controls=())
 
 
+@pytest.mark.extra("sweep")
 def test_local_jobs_end_to_end_then_a_second_call_resumes(tmp_path, monkeypatch):
-    pytest.importorskip("submitit")
     runs = sweep(BASE, {"method": ["imp", "snip"], "lr": [1e-3]}, sweep_dir=tmp_path, executor="local", timeout_min=10)
     assert [run.label for run in runs] == ["method=imp lr=0.001", "method=snip lr=0.001"]
     assert [run.results.config.method for run in runs] == ["imp", "snip"]

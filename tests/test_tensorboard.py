@@ -9,17 +9,18 @@ import pytest
 from lth_prune import cli, imp
 from lth_prune.imp import ExperimentConfig
 
-event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
-
 FAST = dict(dataset="synthetic", rounds=2, iterations=40, eval_every=20, controls=("random_reinit",))
 
 
 def _read(directory):
+    from tensorboard.backend.event_processing import event_accumulator
+
     events = event_accumulator.EventAccumulator(str(directory), size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
     events.Reload()
     return events
 
 
+@pytest.mark.extra("tensorboard")
 def test_the_logs_hold_what_the_run_measured(tmp_path):
     results = imp.run(ExperimentConfig(**FAST, seeds=(0, 1), tensorboard=str(tmp_path / "tb")), progress=False)
     assert sorted(path.name for path in (tmp_path / "tb").iterdir()) == ["seed-0", "seed-1"]
@@ -45,13 +46,20 @@ def test_the_logs_hold_what_the_run_measured(tmp_path):
     assert json.loads(text.strip("`\n"))["tensorboard"] == str(tmp_path / "tb")
 
 
-def test_the_flag_and_a_missing_package(tmp_path, capsys, monkeypatch):
+@pytest.mark.extra("tensorboard")
+def test_the_flag(tmp_path):
     out = tmp_path / "run"
     assert cli.main(["run", "--dataset", "synthetic", "--rounds", "1", "--iterations", "4", "--controls", "none",
                      "--quiet", "--out", str(out), "--tensorboard", str(tmp_path / "tb")]) == 0
     assert (tmp_path / "tb" / "seed-0").is_dir()
+
+
+def test_where_the_logs_go_is_not_part_of_the_run_name():
     # Where the logs go is not part of what a run computes: same name, and it may change on resume.
     assert ExperimentConfig(tensorboard="a").run_name() == ExperimentConfig().run_name()
+
+
+def test_a_missing_package_is_refused_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(ValueError, match=r"tensorboard needs the tensorboard package .*pip install 'lth_prune\[tensorboard\]'"):
         imp.run(ExperimentConfig(**FAST, tensorboard=str(tmp_path / "x")), run_dir=tmp_path / "never", progress=False)

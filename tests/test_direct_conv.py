@@ -2,6 +2,7 @@
 for every geometry the registry's models and torchvision's ResNets use; built once, optional."""
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import warnings
@@ -173,17 +174,25 @@ def test_failing_compiler_warns_and_falls_back(fresh_library, monkeypatch):
     failing.write_text("#!/bin/sh\necho 'cc: fatal error: broken' >&2\nexit 1\n")
     failing.chmod(0o755)
     monkeypatch.setenv("CC", str(failing))
-    with pytest.warns(RuntimeWarning, match="could not build its sparse convolution kernel.*fatal error: broken"):
+    with pytest.warns(RuntimeWarning, match=r"could not build _direct_conv\.c .*fatal error: broken.*unfolded patches"):
         assert not _direct_conv.direct_conv_available()
     x, arrays, b, shape, expected = _case(2, 4, 6, 8, 3, 2, 1)
     torch.testing.assert_close(_direct_conv.conv2d_csr(x, *arrays, b, *shape, {}), expected, rtol=1e-4, atol=1e-4)
     assert not list(fresh_library.glob("*.so")) and not list(fresh_library.glob(".*partial"))
 
 
-def test_no_compiler_falls_back_silently(fresh_library, monkeypatch, recwarn):
-    monkeypatch.setattr(_direct_conv, "find_compiler", lambda: None)
+def test_no_compiler_says_so_once_and_falls_back(fresh_library, monkeypatch, recwarn):
+    # A machine without a compiler: no $CC, no cc or gcc on the path.
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(fresh_library))
     assert not _direct_conv.direct_conv_available()
-    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert not _direct_conv.direct_conv_available()
+    notices = [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert len(notices) == 1 and "\n" not in notices[0]
+    assert re.match(r"lth_prune found no C compiler \(\$CC, cc or gcc\); sparse convolutions multiply unfolded "
+                    r"patches instead.*set LTH_PRUNE_NATIVE=0", notices[0]), notices[0]
+    x, arrays, b, shape, expected = _case(2, 4, 6, 8, 3, 1, 1)
+    torch.testing.assert_close(_direct_conv.conv2d_csr(x, *arrays, b, *shape, {}), expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("flag", ["-DLTH_PRUNE_PORTABLE", "-fopenmp"])

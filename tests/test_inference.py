@@ -89,6 +89,35 @@ def test_every_layer_sparse_gives_the_same_outputs(name, monkeypatch):
     torch.testing.assert_close(sparse(x[:1]), expected[:1], rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
 
 
+def test_without_a_c_compiler_to_sparse_says_so_once_and_keeps_outputs(monkeypatch, tmp_path):
+    # A fresh machine without a compiler: nothing cached, no $CC, no cc or gcc on the path.
+    from lth_prune.sparse import _direct_conv, _native
+
+    monkeypatch.setenv("LTH_PRUNE_CACHE", str(tmp_path))
+    monkeypatch.delenv("LTH_PRUNE_NATIVE", raising=False)
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(inference, "_faster", lambda candidate, current, input, repeats: True)
+    _direct_conv._library.cache_clear()
+    _native._library.cache_clear()
+    try:
+        model, shape = _ticket("conv2")
+        x = torch.randn(2, *shape)
+        with pytest.warns(RuntimeWarning) as notices:
+            sparse = to_sparse(model, example_input=x)
+            to_sparse(model, example_input=x)
+            with torch.no_grad():
+                expected, got = model(x), sparse(x)
+    finally:
+        _direct_conv._library.cache_clear()
+        _native._library.cache_clear()
+    messages = [str(notice.message) for notice in notices if "C compiler" in str(notice.message)]
+    assert messages == [messages[0]] and messages[0].startswith("lth_prune found no C compiler")
+    assert any(isinstance(m, SparseConv2d) for m in sparse.modules())
+    assert not list(tmp_path.glob("*.so"))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+
+
 def test_batch_norm_folding_can_be_turned_off():
     model, shape = _ticket("resnet20")
     kept = to_sparse(model, fold_batchnorm=False)

@@ -6,8 +6,9 @@ the cache directory, the file name that keys a build by everything it depends on
 that tries flag sets in order and is renamed into place only when one succeeds.
 
 * ``LTH_PRUNE_NATIVE=0`` turns every compiled loop off (:func:`native_enabled`).
-* The compiler is ``$CC``, else ``cc``, else ``gcc`` (:func:`find_compiler`); without one the
-  callers use their torch fallbacks, silently.
+* The compiler is ``$CC``, else ``cc``, else ``gcc`` (:func:`find_compiler`); without one, or
+  when the build fails, :func:`compiled` warns once (one line, a ``RuntimeWarning``, saying what
+  runs instead) and its callers use their torch fallbacks.
 * Libraries are cached under ``$LTH_PRUNE_CACHE``, else ``$XDG_CACHE_HOME/lth_prune``, else
   ``~/.cache/lth_prune`` (:func:`cache_dir`), named ``<stem>-<hash>.so`` by a hash of the source,
   the compiler, the platform and the flag sets (:func:`library_path`), so that editing any of
@@ -22,6 +23,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -29,6 +31,7 @@ __all__ = [
     "BUILD_ERRORS",
     "build",
     "cache_dir",
+    "compiled",
     "find_compiler",
     "library_path",
     "load_library",
@@ -126,3 +129,36 @@ def load_library(
     if not path.exists():
         build(compiler, source, path, flag_sets)
     return ctypes.CDLL(str(path))
+
+
+def compiled(stem: str, source: Path, flag_sets: Sequence[Sequence[str]], fallback: str) -> ctypes.CDLL | None:
+    """The library built from ``source``, or ``None`` where compiled loops cannot be used.
+
+    ``None`` without a word when ``LTH_PRUNE_NATIVE=0`` is set; with one ``RuntimeWarning``
+    when there is no compiler or the build fails, saying what runs instead. Callers cache the
+    result, so a process warns once per library.
+
+    Args:
+        stem: the start of the cached file's name.
+        source: the C source file.
+        flag_sets: flag sets to try in order (see :func:`build`).
+        fallback: what the caller does instead, for the warning ("sparse convolutions multiply
+            unfolded patches").
+    """
+    if not native_enabled():
+        return None
+    compiler = find_compiler()
+    if not compiler:
+        problem = "found no C compiler ($CC, cc or gcc)"
+    else:
+        try:
+            return load_library(stem, source, compiler, flag_sets)
+        except BUILD_ERRORS as error:
+            problem = f"could not build {source.name} ({error})"
+    warnings.warn(
+        f"lth_prune {problem}; {fallback}. Install a C compiler or set CC to build it, or set "
+        "LTH_PRUNE_NATIVE=0 to skip the build.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return None

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lth_prune.sparse._compile import BUILD_ERRORS, find_compiler, load_library, native_enabled
+from lth_prune.sparse._compile import compiled
 
 __all__ = ["conv2d_csr", "direct_conv_available", "output_size"]
 
@@ -228,21 +228,11 @@ def _unfolded(
 
 @functools.lru_cache(maxsize=None)
 def _library() -> ctypes.CDLL | None:
-    if not native_enabled():
-        return None
-    compiler = find_compiler()
-    if not compiler:
-        return None  # no C compiler: the unfolded-patch product, silently
-    try:
-        library = load_library("direct_conv", _SOURCE, compiler, _FLAG_SETS)
-    except BUILD_ERRORS as error:
-        warnings.warn(
-            f"lth_prune could not build its sparse convolution kernel ({error}); sparse "
-            "convolutions multiply unfolded patches instead, which is slower. Set "
-            "LTH_PRUNE_NATIVE=0 to skip the build.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    library = compiled(
+        "direct_conv", _SOURCE, _FLAG_SETS,
+        "sparse convolutions multiply unfolded patches instead, which seldom beats the dense convolution",
+    )
+    if library is None:
         return None
     geometry = ctypes.POINTER(ctypes.c_int64)
     pointer = ctypes.c_void_p

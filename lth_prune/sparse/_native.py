@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -33,7 +32,7 @@ import torch
 from torch import Tensor
 
 from lth_prune._reparam import zero_pruned_
-from lth_prune.sparse._compile import BUILD_ERRORS, find_compiler, load_library, native_enabled
+from lth_prune.sparse._compile import compiled
 
 __all__ = ["mask_", "masker", "native_available"]
 
@@ -123,20 +122,11 @@ def _kernel_for(values: Tensor, keep: Tensor) -> Callable[[int, int, int], None]
 
 @functools.lru_cache(maxsize=None)
 def _library() -> ctypes.CDLL | None:
-    if not native_enabled():
-        return None
-    compiler = find_compiler()
-    if not compiler:
-        return None  # a machine without a C compiler: torch's fallback, silently
-    try:
-        library = load_library("native", _SOURCE, compiler, _FLAG_SETS)
-    except BUILD_ERRORS as error:
-        warnings.warn(
-            f"lth_prune could not build its C kernel ({error}); masked gradients use torch's "
-            "slower in-place multiply. Set LTH_PRUNE_NATIVE=0 to skip the build.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    library = compiled(
+        "native", _SOURCE, _FLAG_SETS,
+        "masked gradients use torch's in-place multiply instead (the same bits, a few percent slower)",
+    )
+    if library is None:
         return None
     for name in _KERNELS.values():
         kernel = getattr(library, name)

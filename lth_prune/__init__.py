@@ -13,7 +13,7 @@ Example:
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from lth_prune import models
 from lth_prune.connectivity import InterpolationPath, interpolation_path

@@ -49,8 +49,16 @@ class ScorePruning(prune.BasePruningMethod):
 
     Only entries that are still unpruned (``default_mask == 1``) are ranked, so round after
     round a float ``amount`` is a fraction of what remains, exactly ``round(amount *
-    remaining)`` more entries are pruned, and a pruned entry never comes back. Ties are broken
-    by position: the entry with the lower flat index is pruned first; a NaN score ranks last.
+    remaining)`` more entries are pruned, and a pruned entry never comes back. A NaN score
+    ranks last.
+
+    Ties are broken by position by default: the entry with the lower flat index (in
+    ``prune.global_unstructured``, of the layers concatenated in order) is pruned first. Where
+    many scores are equal (a constant initialization, scores that are all zero) that prunes
+    whole rows of a weight matrix, that is whole units (see :class:`LotteryTicket`).
+    ``tie_break=seed`` prunes the tied entries in a random order drawn from that seed instead,
+    the same for a seed on every device; entries whose scores differ are ranked exactly as
+    without it.
 
     What is ranked is :meth:`rank` of the tensor ``compute_mask`` is given: the
     ``importance_scores`` of ``prune.global_unstructured`` or :meth:`apply`, else the weights.
@@ -60,10 +68,14 @@ class ScorePruning(prune.BasePruningMethod):
     Args:
         amount: a float in [0, 1], the fraction of the still-unpruned entries to prune, or a
             non-negative int, the number of still-unpruned entries to prune.
+        tie_break: ``None`` to prune tied entries by position (lowest flat index first), or a
+            seed in [0, 2**64) for a random order among tied entries. It reaches the method
+            through ``prune.global_unstructured(..., tie_break=seed)`` and :meth:`apply`.
 
     Raises:
-        TypeError: if ``amount`` is not an int or a float.
-        ValueError: if ``amount`` is a float outside [0, 1] or a negative int.
+        TypeError: if ``amount`` is not an int or a float, or ``tie_break`` neither ``None`` nor an int.
+        ValueError: if ``amount`` is a float outside [0, 1] or a negative int, or ``tie_break``
+            is outside [0, 2**64).
 
     Example:
         >>> layer = torch.nn.Linear(4, 1)
@@ -71,13 +83,20 @@ class ScorePruning(prune.BasePruningMethod):
         >>> _ = ScorePruning.apply(layer, "weight", amount=2, importance_scores=scores)
         >>> layer.weight_mask.tolist()
         [[1.0, 0.0, 1.0, 0.0]]
+        >>> tied = torch.nn.Linear(4, 1)
+        >>> _ = ScorePruning.apply(tied, "weight", amount=2, importance_scores=torch.ones(1, 4), tie_break=0)
+        >>> int(tied.weight_mask.sum())
+        2
     """
 
     PRUNING_TYPE = "unstructured"
 
-    def __init__(self, amount: Amount) -> None:
-        _validate_amount(amount, f"{type(self).__name__}()")
+    def __init__(self, amount: Amount, tie_break: int | None = None) -> None:
+        caller = f"{type(self).__name__}()"
+        _validate_amount(amount, caller)
+        _validate_tie_break(tie_break, caller)
         self.amount = amount
+        self.tie_break = None if tie_break is None else int(tie_break)
 
     def rank(self, scores: Tensor) -> Tensor:
         """The values ranked, lowest pruned first: ``scores`` as they are."""
@@ -105,7 +124,7 @@ class ScorePruning(prune.BasePruningMethod):
             return mask
         alive_index = alive.nonzero().squeeze(1)
         scores = self.rank(t.detach().reshape(-1)[alive_index])
-        mask.view(-1)[alive_index[_smallest(scores, to_prune)]] = 0
+        mask.view(-1)[alive_index[_smallest(scores, to_prune, self.tie_break)]] = 0
         return mask
 
     @classmethod
@@ -115,6 +134,7 @@ class ScorePruning(prune.BasePruningMethod):
         name: str,
         amount: Amount,
         importance_scores: Tensor | None = None,
+        tie_break: int | None = None,
     ) -> prune.BasePruningMethod:
         """Prune ``module.<name>`` in place, on top of any earlier pruning of that tensor.
 
@@ -126,17 +146,21 @@ class ScorePruning(prune.BasePruningMethod):
             name: the parameter's name in ``module``, e.g. ``"weight"``.
             amount: fraction in [0, 1] of the still-unpruned entries, or their number (int).
             importance_scores: scores ranked instead of the weights, same shape as the tensor.
+            tie_break: ``None`` for ties by position, or a seed for a random order among them.
 
         Returns:
             The pruning hook now attached to ``module`` for ``name`` (a forward pre-hook).
 
         Raises:
-            TypeError: if ``module`` is not an ``nn.Module`` or ``amount`` has the wrong type.
-            ValueError: if ``name`` is not a parameter of ``module``, ``amount`` is out of
-                range, or ``importance_scores`` does not have the tensor's shape.
+            TypeError: if ``module`` is not an ``nn.Module``, or ``amount`` or ``tie_break``
+                has the wrong type.
+            ValueError: if ``name`` is not a parameter of ``module``, ``amount`` or
+                ``tie_break`` is out of range, or ``importance_scores`` does not have the
+                tensor's shape.
         """
         caller = f"{cls.__name__}.apply()"
         _validate_amount(amount, caller)
+        _validate_tie_break(tie_break, caller)
         _validate_target(module, name, caller)
         if importance_scores is not None:
             target = module._parameters.get(name + "_orig", module._parameters.get(name))
@@ -146,7 +170,7 @@ class ScorePruning(prune.BasePruningMethod):
                     f"{caller}: importance_scores must be a tensor of the shape of {name}, "
                     f"{tuple(target.shape)}, got {got}."
                 )
-        super().apply(module, name, amount=amount, importance_scores=importance_scores)
+        super().apply(module, name, amount=amount, importance_scores=importance_scores, tie_break=tie_break)
         # Uncollapsed, the hook leaves a non-leaf `weight` that copy.deepcopy refuses.
         collapse(module)
         return next(
@@ -160,16 +184,24 @@ class LotteryTicket(ScorePruning):
 
     A :class:`ScorePruning` that ranks magnitudes: exactly ``round(amount * remaining)`` more
     weights are pruned each round, only among those still unpruned, and a pruned weight never
-    comes back. Ties in magnitude are broken by position: the entry with the lower flat index is
-    pruned first.
+    comes back.
+
+    Ties in magnitude are broken by position by default: the entry with the lower flat index is
+    pruned first. Trained weights are rarely tied, but a constant initialization is all ties:
+    a LeNet-300-100 whose weights all equal 0.05 loses every input weight of 67 of its 300
+    hidden units in one global 20 % round. ``tie_break=seed`` prunes tied weights in a random
+    order drawn from the seed; with it, no hidden unit of that network is disconnected.
 
     Args:
         amount: a float in [0, 1], the fraction of the still-unpruned weights to prune, or a
             non-negative int, the number of still-unpruned weights to prune.
+        tie_break: ``None`` for ties by position, or a seed in [0, 2**64) for a random order
+            among tied magnitudes (the same on every device).
 
     Raises:
-        TypeError: if ``amount`` is not an int or a float.
-        ValueError: if ``amount`` is a float outside [0, 1] or a negative int.
+        TypeError: if ``amount`` is not an int or a float, or ``tie_break`` neither ``None`` nor an int.
+        ValueError: if ``amount`` is a float outside [0, 1] or a negative int, or ``tie_break``
+            is outside [0, 2**64).
 
     Example:
         >>> import torch.nn.utils.prune as prune
@@ -177,6 +209,11 @@ class LotteryTicket(ScorePruning):
         >>> prune.global_unstructured([(layer, "weight")], pruning_method=LotteryTicket, amount=0.2)
         >>> int((layer.weight_mask == 0).sum())
         20
+        >>> constant = torch.nn.Linear(10, 10)
+        >>> _ = torch.nn.init.constant_(constant.weight, 0.5)
+        >>> prune.global_unstructured([(constant, "weight")], pruning_method=LotteryTicket, amount=0.2, tie_break=0)
+        >>> int((constant.weight_mask[:2] == 0).sum()) < 20  # by position, the first two rows would go
+        True
     """
 
     def rank(self, scores: Tensor) -> Tensor:
@@ -239,7 +276,11 @@ class PruningRates:
 
 
 def lottery_ticket_unstructured(
-    module: nn.Module, name: str, amount: Amount, importance_scores: Tensor | None = None
+    module: nn.Module,
+    name: str,
+    amount: Amount,
+    importance_scores: Tensor | None = None,
+    tie_break: int | None = None,
 ) -> nn.Module:
     """Prune ``module.<name>`` by magnitude, among its unpruned entries (functional twin).
 
@@ -248,6 +289,8 @@ def lottery_ticket_unstructured(
         name: the parameter's name in ``module``, e.g. ``"weight"``.
         amount: fraction in [0, 1] of the still-unpruned entries, or their number (int).
         importance_scores: scores ranked instead of the weights, same shape as the tensor.
+        tie_break: ``None`` for ties by position, or a seed for a random order among them
+            (see :class:`LotteryTicket`).
 
     Returns:
         ``module``, pruned in place (``<name>_orig`` and ``<name>_mask`` added).
@@ -257,7 +300,7 @@ def lottery_ticket_unstructured(
         >>> int(layer.weight_mask.sum())
         70
     """
-    LotteryTicket.apply(module, name, amount, importance_scores=importance_scores)
+    LotteryTicket.apply(module, name, amount, importance_scores=importance_scores, tie_break=tie_break)
     return module
 
 
@@ -389,8 +432,12 @@ def _require_something_to_prune(model: nn.Module, caller: str) -> None:
     )
 
 
-def _smallest(scores: Tensor, count: int) -> Tensor:
-    """Indices of the ``count`` smallest scores; ties go to the lower index, in O(n)."""
+def _smallest(scores: Tensor, count: int, tie_break: int | None = None) -> Tensor:
+    """Indices of the ``count`` smallest scores, in O(n).
+
+    Ties at the cut go to the lower index, or, with a ``tie_break`` seed, in a random order
+    drawn from it; every score below the cut is taken and every score above it left either way.
+    """
     if count >= scores.numel():
         return torch.arange(scores.numel(), device=scores.device)
     # A NaN weight has no magnitude; ranking it last (as a sort would) keeps the count exact.
@@ -400,7 +447,13 @@ def _smallest(scores: Tensor, count: int) -> Tensor:
     threshold = scores.kthvalue(count).values
     below = (scores < threshold).nonzero().squeeze(1)
     ties = (scores == threshold).nonzero().squeeze(1)
-    return torch.cat([below, ties[: count - below.numel()]])
+    needed = count - below.numel()
+    if tie_break is not None and needed < ties.numel():
+        # Drawn on the CPU by a generator of its own: the same order for a seed on every
+        # device, and the global random state untouched.
+        order = torch.randperm(ties.numel(), generator=torch.Generator().manual_seed(tie_break))
+        ties = ties[order[:needed].to(ties.device)]
+    return torch.cat([below, ties[:needed]])
 
 
 def _count_to_prune(amount: Amount, remaining: int, caller: str) -> int:
@@ -426,6 +479,19 @@ def _validate_amount(amount: object, caller: str) -> None:
             raise ValueError(f"{caller}: amount must be a non-negative int, got {amount}.")
     elif not 0.0 <= float(amount) <= 1.0:
         raise ValueError(f"{caller}: amount must be a float in [0, 1], got {amount}.")
+
+
+def _validate_tie_break(tie_break: object, caller: str) -> None:
+    if tie_break is None:
+        return
+    if isinstance(tie_break, bool) or not isinstance(tie_break, numbers.Integral):
+        raise TypeError(
+            f"{caller}: tie_break must be None (ties by position) or an int seed, got "
+            f"{tie_break!r} of type {type(tie_break).__name__}."
+        )
+    # The range torch.Generator.manual_seed takes without wrapping around.
+    if not 0 <= tie_break < 2**64:
+        raise ValueError(f"{caller}: tie_break must be None (ties by position) or a seed in [0, 2**64), got {tie_break}.")
 
 
 def _validate_fraction(value: object, what: str) -> None:

@@ -385,3 +385,99 @@ def test_prunable_leaves_one_hook_that_collapses_torchs_at_the_next_forward():
     for module, _ in prunable(model):
         kinds = [type(hook).__name__ for hook in module._forward_pre_hooks.values()]
         assert kinds == ["LayerHook", "AppliedMask"]
+
+
+class TestTieBreak:
+    """Ties go by position unless ``tie_break`` gives a seed for a random order among equal scores."""
+
+    def test_a_seed_prunes_the_exact_count_the_same_way_each_time(self):
+        t, default = torch.ones(100), torch.ones(100)
+        masks = {seed: LotteryTicket(amount=30, tie_break=seed).compute_mask(t, default) for seed in (0, 1)}
+        assert [int(mask.sum()) for mask in masks.values()] == [70, 70]
+        assert torch.equal(LotteryTicket(amount=30, tie_break=0).compute_mask(t, default), masks[0])
+        assert not torch.equal(masks[0], masks[1])
+        assert masks[0][:30].sum() > 0  # not the first thirty, as by position
+        assert torch.equal(LotteryTicket(amount=30).compute_mask(t, default)[:30], torch.zeros(30))
+
+    def test_only_tied_entries_at_the_cut_are_drawn(self):
+        t = torch.tensor([0.1, 0.5, -0.5, 0.5, 0.5, 0.9, -0.2, float("nan")])
+        default = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+        for seed in range(20):
+            mask = LotteryTicket(amount=4, tie_break=seed).compute_mask(t, default)
+            # 0.1 and -0.2 always go, 0.9 and NaN always stay, the pruned 0.5 stays pruned,
+            # and two of the three unpruned |0.5| go.
+            assert mask[[0, 6]].tolist() == [0.0, 0.0] and mask[[5, 7]].tolist() == [1.0, 1.0]
+            assert mask[4] == 0 and int(mask[[1, 2, 3]].sum()) == 1
+        drawn = {tuple(LotteryTicket(amount=4, tie_break=seed).compute_mask(t, default).tolist()) for seed in range(20)}
+        assert len(drawn) == 3
+        assert LotteryTicket(amount=4).compute_mask(t, default).tolist() == [0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+
+    @given(
+        values=st.lists(st.integers(-2, 2), min_size=1, max_size=120),
+        amount=st.floats(0.0, 1.0),
+        rounds=st.integers(1, 4),
+        seed=st.integers(0, 2**32),
+    )
+    @settings(max_examples=60, deadline=None)
+    def test_counts_exact_masks_monotone_and_the_same_scores_pruned_as_by_position(self, values, amount, rounds, seed):
+        t = torch.tensor(values, dtype=torch.float32)
+        seeded, positional = torch.ones_like(t), torch.ones_like(t)
+        for _ in range(rounds):
+            remaining = int(seeded.sum())
+            new = LotteryTicket(amount, tie_break=seed).compute_mask(t, seeded)
+            assert int(new.sum()) == remaining - round(amount * remaining)
+            assert bool((new <= seeded).all())
+            seeded, positional = new, LotteryTicket(amount).compute_mask(t, positional)
+            # Which of the equal magnitudes go differs; how many of each magnitude go does not.
+            assert sorted(t[seeded == 1].abs().tolist()) == sorted(t[positional == 1].abs().tolist())
+
+    def test_through_global_unstructured_apply_and_the_functional_twin(self):
+        def constant(layer):
+            with torch.no_grad():
+                layer.weight.fill_(0.5)
+            return layer
+
+        first, second = constant(nn.Linear(10, 10)), constant(nn.Linear(10, 10))
+        prune.global_unstructured([(first, "weight")], pruning_method=LotteryTicket, amount=0.2, tie_break=3)
+        LotteryTicket.apply(second, "weight", amount=0.2, tie_break=3)
+        twin = lottery_ticket_unstructured(constant(nn.Linear(10, 10)), "weight", 0.2, tie_break=3)
+        assert int(first.weight_mask.sum()) == 80
+        assert torch.equal(first.weight_mask, second.weight_mask) and torch.equal(first.weight_mask, twin.weight_mask)
+        assert first.weight_mask[:2].sum() > 0  # not the first two rows, as by position
+        LotteryTicket.apply(second, "weight", amount=0.5, tie_break=4)  # a second round, another seed
+        assert int(second.weight_mask.sum()) == 40 and bool((second.weight_mask <= first.weight_mask).all())
+
+    def test_constant_init_lenet_300_100_keeps_its_hidden_units_with_a_random_tie_break(self):
+        """By position, the ties of a constant initialization remove whole rows: 67 of 300 units."""
+
+        def disconnected(**tie_break):
+            net = lth_prune.models.LeNet300_100()
+            for layer, _ in prunable(net):
+                nn.init.constant_(layer.weight, 0.05)
+            prune.global_unstructured(prunable(net), pruning_method=LotteryTicket, amount=0.2, **tie_break)
+            first = net.classifier[0]
+            assert int(sum(layer.weight_mask.sum() for layer, _ in prunable(net))) == 266200 - 53240
+            return int((first.weight_mask.sum(1) == 0).sum())
+
+        assert disconnected() == 67
+        assert disconnected(tie_break=0) == 0
+
+    def test_the_same_mask_on_any_device(self, device):
+        t = torch.ones(1000)
+        on_cpu = LotteryTicket(amount=300, tie_break=7).compute_mask(t, torch.ones(1000))
+        there = LotteryTicket(amount=300, tie_break=7).compute_mask(t.to(device), torch.ones(1000, device=device))
+        assert torch.equal(there.cpu(), on_cpu)
+
+    @pytest.mark.parametrize("tie_break, error, text", [
+        (-1, ValueError, r"LotteryTicket\(\): tie_break must be None \(ties by position\) or a seed in \[0, 2\*\*64\), got -1\."),
+        (2**64, ValueError, r"tie_break must be None \(ties by position\) or a seed in \[0, 2\*\*64\), got 18446744073709551616\."),
+        (0.5, TypeError, r"LotteryTicket\(\): tie_break must be None \(ties by position\) or an int seed, got 0.5 of type float\."),
+        (True, TypeError, r"tie_break must be None \(ties by position\) or an int seed, got True of type bool\."),
+    ])
+    def test_bad_tie_breaks_are_refused(self, tie_break, error, text):
+        with pytest.raises(error, match=text):
+            LotteryTicket(amount=0.2, tie_break=tie_break)
+        layer = nn.Linear(3, 3)
+        with pytest.raises(error, match=text.replace("LotteryTicket\\(\\)", "LotteryTicket.apply\\(\\)")):
+            LotteryTicket.apply(layer, "weight", amount=0.2, tie_break=tie_break)
+        assert not prune.is_pruned(layer)

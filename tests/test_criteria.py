@@ -243,3 +243,184 @@ def test_gradual_magnitude_pruning_per_layer_and_counted_by_the_optimizer():
         GradualMagnitudePruning(_net(), 0.5, start_step=5, end_step=5)
     with pytest.raises(ValueError, match=r"final_sparsity must give a sparsity for each prunable layer \['1', '3'\], got \['1'\]"):
         GradualMagnitudePruning(_net(), {"1": 0.5}, end_step=4)
+
+
+# --- what a new user passes: one batch, numpy counts, the BatchNorm mode, zero scores, ties ---
+
+
+@pytest.mark.parametrize("name", ["snip", "grasp", "synflow"])
+def test_one_batch_passed_as_a_pair_is_read_as_one_batch(name):
+    # A convolution, so that SynFlow, which takes the input shape from the first batch, needs the right one.
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 2 * 3, 3))
+    inputs, targets = _batches(count=1)[0]
+    one = CRITERIA[name].scores(net, (inputs, targets))
+    listed = CRITERIA[name].scores(net, [(inputs, targets)])
+    assert one.keys() == listed.keys()
+    assert all(torch.equal(one[key], listed[key]) for key in listed)
+
+
+def test_two_batches_in_a_list_or_a_tuple_stay_two_batches():
+    net = _net()
+    first, second = _batches(count=2)
+    both = snip_scores(net, [first, second])
+    for batches in ((first, second), iter([first, second])):
+        again = snip_scores(net, batches)
+        assert all(torch.equal(again[key], both[key]) for key in both)
+    alone = snip_scores(net, [first])
+    assert not torch.equal(alone[(net[1], "weight")], both[(net[1], "weight")])
+
+
+def test_prune_at_init_takes_one_batch_as_a_pair_and_reads_it_every_round():
+    inputs, targets = _batches(count=1)[0]
+    net, twin = _net(), _net()
+    prune_at_init(net, SNIP, remaining=20, batches=(inputs, targets))
+    prune_at_init(twin, SNIP, remaining=20, batches=[(inputs, targets)])
+    assert all(torch.equal(mask, lth_prune.get_masks(twin)[key]) for key, mask in lth_prune.get_masks(net).items())
+    # A generator is read once; SNIP in three rounds still sees the batch in each of them.
+    rounds = _net()
+    prune_at_init(rounds, SNIP, remaining=20, rounds=3, batches=iter([(inputs, targets)]))
+    assert sum(int(mask.sum()) for mask in lth_prune.get_masks(rounds).values()) == 20
+
+
+WHAT_TO_PASS = r"batches must be a list of \(inputs, targets\) batches, or one \(inputs, targets\) batch, got "
+
+
+@pytest.mark.parametrize("call, caller, reads_all", [
+    (lambda net, batches: snip_scores(net, batches), r"snip_scores\(\)", True),
+    (lambda net, batches: grasp_scores(net, batches), r"grasp_scores\(\)", True),
+    (lambda net, batches: SynFlow.scores(net, batches), r"SynFlow.scores\(\)", False),
+    (lambda net, batches: prune_at_init(net, SNIP, remaining=5, batches=batches), r"prune_at_init\(\)", True),
+])
+def test_batches_that_are_not_batches_are_refused_with_what_to_pass(call, caller, reads_all):
+    inputs, targets = _batches(count=1)[0]
+    with pytest.raises(TypeError, match=caller + ": " + WHAT_TO_PASS + r"a Tensor of shape \(5, 1, 3, 4\)\."):
+        call(_net(), inputs)
+    with pytest.raises(TypeError, match=caller + ": " + WHAT_TO_PASS + r"a list whose batch 0 is a Tensor\."):
+        call(_net(), [inputs])
+    with pytest.raises(TypeError, match=caller + ": " + WHAT_TO_PASS + r"a list whose batch 0 is a tuple of 3\."):
+        call(_net(), [(inputs, targets, targets)])
+    with pytest.raises(TypeError, match=caller + ": " + WHAT_TO_PASS + r"a tuple of \(Tensor, list\)\."):
+        call(_net(), (inputs, targets.tolist()))
+    if reads_all:  # SynFlow reads the first batch's shape only
+        with pytest.raises(TypeError, match=caller + ": " + WHAT_TO_PASS + r"a list whose batch 1 is a dict\."):
+            call(_net(), [(inputs, targets), {"x": inputs}])
+    with pytest.raises(ValueError, match=caller + r": batch 0 must hold as many targets as inputs, got 5 inputs and 4 targets\."):
+        call(_net(), (inputs, targets[:4]))
+    with pytest.raises(ValueError, match=caller + r": batches must yield at least one batch, got none\."):
+        call(_net(), [])
+
+
+def test_remaining_takes_numpy_integers_and_says_a_fraction_is_not_a_count():
+    np = pytest.importorskip("numpy")
+    net = _net()
+    prune_at_init(net, RandomAtInit, remaining=np.int64(20), seed=4)
+    assert sum(int(mask.sum()) for mask in lth_prune.get_masks(net).values()) == 20
+    layered = _net()
+    prune_at_init(layered, RandomAtInit, remaining={"1": np.int64(30), "3": np.int32(5)}, seed=4)
+    assert int(layered[1].weight_mask.sum()) == 30 and int(layered[3].weight_mask.sum()) == 5
+    with pytest.raises(TypeError, match=(
+        r"prune_at_init\(\): remaining must be a count of weights to keep \(an int, or a dict of ints by layer\), "
+        r"got 0.1 \(a float\); to keep a fraction of the 90 prunable weights, pass remaining=round\(fraction \* 90\)\."
+    )):
+        prune_at_init(_net(), RandomAtInit, remaining=0.1)
+    with pytest.raises(TypeError, match=(
+        r"prune_at_init\(\): remaining\['1'\] must be a count of weights to keep \(an int\), got 0.5 \(a float\); "
+        r"to keep a fraction of its 72 weights, pass round\(fraction \* 72\)\."
+    )):
+        prune_at_init(_net(), RandomAtInit, remaining={"1": 0.5, "3": 5})
+    with pytest.raises(TypeError, match=r"remaining\['3'\] must be a count of weights to keep \(an int\), got True"):
+        prune_at_init(_net(), RandomAtInit, remaining={"1": 5, "3": True})
+    with pytest.raises(TypeError, match=r"remaining must be a count of weights to keep .*, got True"):
+        prune_at_init(_net(), RandomAtInit, remaining=True)
+
+
+def _batchnorm_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+
+
+@pytest.mark.parametrize("score, paper", [(snip_scores, "eval"), (grasp_scores, "train")])
+def test_batchnorm_scores_depend_on_the_mode_and_default_to_the_papers(score, paper):
+    net = _batchnorm_net().eval()
+    before = {key: value.clone() for key, value in net.state_dict().items()}
+    by_mode = {mode: score(net, _batches(), mode=mode) for mode in ("train", "eval")}
+    default = score(net, _batches())
+    layer = (net[1], "weight")
+    assert not torch.allclose(by_mode["train"][layer], by_mode["eval"][layer])
+    assert all(torch.equal(default[key], by_mode[paper][key]) for key in default)
+    assert not net.training and all(torch.equal(before[key], value) for key, value in net.state_dict().items())
+    net.train()
+    score(net, _batches(), mode="eval")
+    assert net.training
+    with pytest.raises(ValueError, match=r"_scores\(\): mode must be 'train', 'eval' or None \(the paper's\), got 'training'\."):
+        score(net, _batches(), mode="training")
+
+
+@pytest.mark.parametrize("method, score", [(SNIP, snip_scores), (GraSP, grasp_scores)])
+def test_the_mode_passes_through_the_criterion_and_prune_at_init(method, score):
+    for mode in ("train", "eval"):
+        expected = score(_batchnorm_net(), _batches(), mode=mode)
+        through_class = method.scores(_batchnorm_net(), _batches(), mode=mode)
+        through_prune = prune_at_init(_batchnorm_net(), method, remaining=30, batches=_batches(), mode=mode)
+        for got in (through_class, through_prune):
+            assert [torch.equal(a, b) for a, b in zip(got.values(), expected.values())] == [True, True]
+
+
+def _bias_free_net_with_a_dead_layer() -> nn.Module:
+    net = _net(bias=False)
+    with torch.no_grad():
+        net[3].weight.zero_()
+    return net
+
+
+def test_prune_at_init_refuses_scores_that_are_all_zero_before_pruning_anything():
+    net = _bias_free_net_with_a_dead_layer()
+    with pytest.raises(ValueError, match=(
+        r"prune_at_init\(\): SynFlow's scores must tell the unpruned weights apart, got every one of the 90 zero "
+        r"\(layers \['1', '3'\]\) before any pruning; the layers with no unpruned nonzero weight are \['3'\]: "
+        r"nothing reaches the output through them, so the mask would be chosen by position\. Nothing was pruned\."
+    )):
+        prune_at_init(net, SynFlow, remaining=30, input_shape=(1, 3, 4))
+    assert not prune.is_pruned(net)
+    # A layer fully pruned beforehand cuts every path too.
+    cut = _net(bias=False)
+    lth_prune.LotteryTicket.apply(cut[3], "weight", amount=1.0)
+    with pytest.raises(ValueError, match=r"every one of the 72 zero \(layers \['1'\]\) .* with no unpruned nonzero weight are \['3'\]"):
+        prune_at_init(cut, SynFlow, remaining=30, input_shape=(1, 3, 4))
+    assert not hasattr(cut[1], "weight_mask")
+    # Layer by layer, the layer that cannot be ranked is named, and the others are not pruned either.
+    layered = _bias_free_net_with_a_dead_layer()
+    with pytest.raises(ValueError, match=r"MagnitudeAtInit's scores .* every one of the 18 zero \(layers \['3'\]\)"):
+        prune_at_init(layered, MagnitudeAtInit, remaining={"1": 30, "3": 5})
+    assert not prune.is_pruned(layered)
+
+
+def test_pruning_by_all_zero_scores_warns_that_the_choice_is_by_position():
+    net = _bias_free_net_with_a_dead_layer()
+    scores = synflow_scores(net, (1, 3, 4))
+    assert all(int(score.count_nonzero()) == 0 for score in scores.values())
+    with pytest.warns(UserWarning, match=r"SynFlow.compute_mask\(\): every score of the unpruned entries is zero"):
+        prune.global_unstructured(lth_prune.prunable(net), pruning_method=SynFlow, importance_scores=scores, amount=0.5)
+    assert sum(int(mask.sum()) for mask in lth_prune.get_masks(net).values()) == 45
+
+
+def test_prune_at_init_warns_when_its_own_rounds_cut_every_path_and_keeps_the_count():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3, bias=False), nn.ReLU(), nn.Linear(3, 3, bias=False), nn.ReLU(), nn.Linear(3, 2, bias=False))
+    # Rounds 8 and 9 of 10 keep 2 and 1 of the 27 weights: two weights cannot make a path through three
+    # layers, so round 9 ranks nothing but zeros. The rounds go on, and the count is kept.
+    with pytest.warns(UserWarning, match=r"SynFlow.compute_mask\(\): every score of the unpruned entries is zero.*by position"):
+        prune_at_init(net, SynFlow, remaining=1, rounds=10, input_shape=(4,))
+    assert sum(int(mask.sum()) for mask in lth_prune.get_masks(net).values()) == 1
+
+
+def test_a_criterion_breaks_ties_at_random_from_a_seed():
+    def pruned(tie_break):
+        layer = nn.Linear(10, 10, bias=False)
+        SNIP.apply(layer, "weight", amount=30, importance_scores=torch.ones(10, 10), tie_break=tie_break)
+        return layer.weight_mask
+
+    assert int(pruned(0).sum()) == 70
+    assert torch.equal(pruned(0), pruned(0)) and not torch.equal(pruned(0), pruned(1))
+    assert pruned(None)[:3].sum() == 0  # by position: the first three rows

@@ -4,7 +4,8 @@ GraSP keeps the weights whose removal would reduce the gradient flow ``g^T g`` l
 is ``S(-w) = -w * Hg`` (``H`` the Hessian of the loss, ``g`` its gradient) and it removes the
 weights of *largest* ``S``, keeping negative ones. Here the score is ``w * Hg`` (= ``-S``), so
 that, like every criterion of this package, the lowest score is pruned first; the logits are
-divided by a temperature (200 in the paper's code) before the loss.
+divided by a temperature (200 in the paper's code) before the loss. The network is scored in
+train mode, as the authors' code does (see :func:`grasp_scores`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lth_prune.criteria.base import Batches, Criterion, Scores, score_key, preserving_state, register_criterion, scored_weights
+from lth_prune.criteria.base import Criterion, Scores, preserving_state, register_criterion, score_key, scored_weights
+from lth_prune.criteria.inputs import Batches, Mode, iter_batches, scoring_mode
 
 __all__ = ["GraSP", "grasp_scores", "grasp_unstructured"]
 
@@ -38,8 +40,8 @@ class GraSP(Criterion):
 
     @classmethod
     def scores(cls, model: nn.Module, batches: Batches | None = None, **options: Any) -> Scores:
-        """:func:`grasp_scores` (``temperature`` may be given)."""
-        return grasp_scores(model, batches, temperature=options.get("temperature", 200.0))
+        """:func:`grasp_scores` (``temperature`` and ``mode`` may be given)."""
+        return grasp_scores(model, batches, temperature=options.get("temperature", 200.0), mode=options.get("mode"))
 
 
 def grasp_unstructured(module: nn.Module, name: str, amount: int | float, importance_scores: Tensor) -> nn.Module:
@@ -55,35 +57,51 @@ def grasp_unstructured(module: nn.Module, name: str, amount: int | float, import
     return module
 
 
-def grasp_scores(model: nn.Module, batches: Batches | None, temperature: float = 200.0) -> Scores:
+def grasp_scores(
+    model: nn.Module, batches: Batches | None, temperature: float = 200.0, mode: Mode | None = None
+) -> Scores:
     """``w * Hg`` of every prunable weight (the negative of GraSP's ``S(-w)``).
 
     ``g`` is the gradient of the cross-entropy of ``logits / temperature`` summed over
     ``batches``; ``Hg`` is the gradient of ``g^T grad(loss)`` over the same batches, with ``g``
-    held fixed. The network's parameters, buffers and mode are left as they were.
+    held fixed. ``mode`` matters where the network has BatchNorm (or Dropout). By default it is
+    scored in train mode, with each batch's own statistics, as Wang et al.'s code does
+    (``pruner/GraSP.py`` of alecwangcq/GraSP scores a copy of the freshly built network, in
+    train mode, its ``.eval()`` commented out); Synaptic-Flow's reimplementation scores it in
+    eval mode unless told otherwise (``prune.py``, ``train_mode=False``), which ``mode="eval"``
+    reproduces. The network's parameters, buffers and mode are left as they were.
 
     Args:
         model: the network (typically at initialization), pruned or not.
-        batches: ``(inputs, targets)`` batches; they are read twice.
+        batches: a list of ``(inputs, targets)`` batches, or one ``(inputs, targets)`` batch;
+            they are read twice.
         temperature: the logits' divisor (the paper's code: 200).
+        mode: ``"train"`` (BatchNorm normalizes by each batch's statistics, Dropout drops),
+            ``"eval"`` (by its running statistics, Dropout off), or ``None``: the paper's,
+            ``"train"``.
 
     Returns:
         ``{score_key(module): scores}``; the lowest are pruned first.
 
     Raises:
-        ValueError: if ``batches`` is ``None`` or empty, or ``temperature`` is not positive.
+        TypeError: if ``batches`` is neither a list of ``(inputs, targets)`` batches nor one.
+        ValueError: if ``batches`` is ``None`` or empty, a batch has more or fewer targets than
+            inputs, ``temperature`` is not positive, or ``mode`` is not ``"train"``,
+            ``"eval"`` or ``None``.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+        >>> scores = grasp_scores(net, (torch.randn(8, 4), torch.randint(0, 2, (8,))))
+        >>> scores[(net[0], "weight")].shape
+        torch.Size([3, 4])
     """
     weights = scored_weights(model)
-    if batches is None:
-        raise ValueError("grasp_scores(): batches must be training batches (inputs, targets), got None.")
+    train = scoring_mode(mode, "train", "grasp_scores()")
     if not temperature > 0:
         raise ValueError(f"grasp_scores(): temperature must be > 0, got {temperature}.")
-    batches = list(batches)
-    if not batches:
-        raise ValueError("grasp_scores(): batches must yield at least one batch, got none.")
+    batches = list(iter_batches(batches, "grasp_scores()"))  # read twice below
 
     def score() -> Scores:
-        model.train()
         parameters = [weight for _, _, weight in weights]
         device = parameters[0].device
 
@@ -105,4 +123,4 @@ def grasp_scores(model: nn.Module, batches: Batches | None, temperature: float =
                     total.add_(part)
         return {score_key(module): (weight * hg).detach() for (_, module, weight), hg in zip(weights, hessian_gradient)}
 
-    return preserving_state(model, score)
+    return preserving_state(model, score, train=train)

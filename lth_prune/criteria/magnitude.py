@@ -9,7 +9,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from lth_prune.criteria.base import Batches, Criterion, Scores, score_key, register_criterion, scored_weights
+from lth_prune.criteria.base import Criterion, Scores, register_criterion, score_key, scored_weights
+from lth_prune.criteria.inputs import Batches
 
 __all__ = ["MagnitudeAtInit", "magnitude_at_init_unstructured", "magnitude_scores"]
 

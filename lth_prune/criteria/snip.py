@@ -2,7 +2,8 @@
 
 A weight's score is ``|g * w|``, the gradient of the loss on a few training batches times the
 weight: the first-order change of the loss if the connection were removed. The weights of
-lowest score are pruned, in one round.
+lowest score are pruned, in one round. The network is scored in eval mode, as the authors'
+code does (see :func:`snip_scores`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lth_prune.criteria.base import Batches, Criterion, Scores, score_key, preserving_state, register_criterion, scored_weights
+from lth_prune.criteria.base import Criterion, Scores, preserving_state, register_criterion, score_key, scored_weights
+from lth_prune.criteria.inputs import Batches, Mode, iter_batches, scoring_mode
 
 __all__ = ["SNIP", "snip_scores", "snip_unstructured"]
 
@@ -36,8 +38,8 @@ class SNIP(Criterion):
 
     @classmethod
     def scores(cls, model: nn.Module, batches: Batches | None = None, **options: Any) -> Scores:
-        """:func:`snip_scores`."""
-        return snip_scores(model, batches)
+        """:func:`snip_scores` (``mode`` may be given)."""
+        return snip_scores(model, batches, mode=options.get("mode"))
 
 
 def snip_unstructured(module: nn.Module, name: str, amount: int | float, importance_scores: Tensor) -> nn.Module:
@@ -53,38 +55,51 @@ def snip_unstructured(module: nn.Module, name: str, amount: int | float, importa
     return module
 
 
-def snip_scores(model: nn.Module, batches: Batches | None) -> Scores:
+def snip_scores(model: nn.Module, batches: Batches | None, mode: Mode | None = None) -> Scores:
     """``|g * w|`` of every prunable weight, the gradient summed over ``batches`` (cross-entropy).
 
-    The network's parameters, buffers (BatchNorm statistics) and mode are left as they were.
+    ``mode`` matters where the network has BatchNorm (or Dropout). By default it is scored in
+    eval mode, as Lee et al.'s code does (``snip/prune.py`` of namhoonlee/snip-public runs
+    the pruning step with ``is_train: False``, and its networks' batch normalization then uses
+    its moving statistics, at initialization mean 0 and variance 1). Synaptic-Flow's
+    reimplementation (``prune.py``, ``train_mode=False``) scores SNIP in eval mode too. The
+    network's parameters, buffers (BatchNorm statistics) and mode are left as they were.
 
     Args:
         model: the network (typically at initialization), pruned or not.
-        batches: ``(inputs, targets)`` batches, e.g. one or a few training batches.
+        batches: a list of ``(inputs, targets)`` batches (e.g. one or a few training batches),
+            or one ``(inputs, targets)`` batch.
+        mode: ``"eval"`` (BatchNorm normalizes by its running statistics, Dropout is off),
+            ``"train"`` (by each batch's own statistics, Dropout drops), or ``None``: the
+            paper's, ``"eval"``.
 
     Returns:
         ``{score_key(module): scores}``, scores of the weight's shape, non-negative.
 
     Raises:
-        ValueError: if ``batches`` is ``None`` or yields nothing.
+        TypeError: if ``batches`` is neither a list of ``(inputs, targets)`` batches nor one.
+        ValueError: if ``batches`` is ``None`` or yields nothing, a batch has more or fewer
+            targets than inputs, or ``mode`` is not ``"train"``, ``"eval"`` or ``None``.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2))
+        >>> batch = (torch.randn(8, 4), torch.randint(0, 2, (8,)))
+        >>> by_paper, in_train = snip_scores(net, batch), snip_scores(net, batch, mode="train")
+        >>> torch.equal(by_paper[(net[0], "weight")], in_train[(net[0], "weight")]), net.training
+        (False, True)
     """
     weights = scored_weights(model)
-    if batches is None:
-        raise ValueError("snip_scores(): batches must be training batches (inputs, targets), got None.")
+    train = scoring_mode(mode, "eval", "snip_scores()")
+    batches = iter_batches(batches, "snip_scores()")
 
     def score() -> Scores:
-        model.train()
         parameters = [weight for _, _, weight in weights]
         gradients = [torch.zeros_like(weight) for weight in parameters]
-        seen = 0
         for inputs, targets in batches:
             inputs, targets = inputs.to(parameters[0].device), targets.to(parameters[0].device)
             loss = F.cross_entropy(model(inputs), targets)
             for total, gradient in zip(gradients, torch.autograd.grad(loss, parameters)):
                 total.add_(gradient)
-            seen += 1
-        if not seen:
-            raise ValueError("snip_scores(): batches must yield at least one batch, got none.")
         return {score_key(module): (gradient * weight).detach().abs() for (_, module, weight), gradient in zip(weights, gradients)}
 
-    return preserving_state(model, score)
+    return preserving_state(model, score, train=train)

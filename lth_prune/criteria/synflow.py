@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from lth_prune.criteria.base import Batches, Criterion, Scores, score_key, register_criterion, scored_weights
+from lth_prune.criteria.base import Criterion, Scores, register_criterion, score_key, scored_weights
+from lth_prune.criteria.inputs import Batches, iter_batches
 
 __all__ = ["SynFlow", "synflow_scores", "synflow_unstructured"]
 
@@ -38,10 +39,16 @@ class SynFlow(Criterion):
 
     @classmethod
     def scores(cls, model: nn.Module, batches: Batches | None = None, **options: Any) -> Scores:
-        """:func:`synflow_scores`; the input shape comes from ``input_shape`` or the first batch."""
+        """:func:`synflow_scores`; the input shape comes from ``input_shape`` or the first batch.
+
+        ``batches`` is a list of ``(inputs, targets)`` batches or one ``(inputs, targets)`` batch
+        (see :func:`~lth_prune.criteria.prune_at_init`); only the first inputs' shape is read.
+        """
         shape = options.get("input_shape")
-        if shape is None and batches is not None:
-            shape = tuple(next(iter(batches))[0].shape[1:])
+        if batches is not None:
+            checked = iter_batches(batches, "SynFlow.scores()")
+            if shape is None:
+                shape = tuple(next(checked)[0].shape[1:])
         return synflow_scores(model, shape)
 
 
@@ -69,7 +76,10 @@ def synflow_scores(model: nn.Module, input_shape: Sequence[int] | None) -> Score
         input_shape: one example's shape without the batch dimension, e.g. ``(1, 28, 28)``.
 
     Returns:
-        ``{score_key(module): scores}``, non-negative.
+        ``{score_key(module): scores}``, non-negative. All zero where no path from the input to
+        the output carries flow (a layer fully pruned, or all of its weights zero): they then
+        rank nothing, and :func:`~lth_prune.criteria.prune_at_init` refuses them before it
+        prunes, while :class:`SynFlow` warns when it prunes by them.
 
     Raises:
         ValueError: if ``input_shape`` is ``None`` or not positive ints.

@@ -25,6 +25,9 @@ Batches = Iterable[tuple[Tensor, Tensor]]
 # On an accelerator the loss is checked every this many steps (one device sync each), on the CPU
 # at every step (reading a scalar there costs about a microsecond).
 _CHECK_EVERY = 100
+# Devices whose evaluation sums are read batch by batch: on the CPU reading costs nothing; MPS
+# has no float64 to sum them in.
+_READ_EACH_BATCH = ("cpu", "mps")
 
 
 class TrainObserver:
@@ -133,19 +136,30 @@ def evaluate(model: nn.Module, batches: Batches, device: torch.device | str | No
     """
     was_training = model.training
     model.eval()
-    loss_sum, correct, count = 0.0, 0, 0
+    loss_sum: float | Tensor = 0.0
+    correct: int | Tensor = 0
+    count = 0
     with torch.no_grad():
         for inputs, targets in batches:
             if device is not None:
                 inputs, targets = inputs.to(device), targets.to(device)
             logits = model(inputs)
-            loss_sum += float(F.cross_entropy(logits, targets, reduction="sum"))
-            correct += int((logits.argmax(dim=1) == targets).sum())
+            batch_loss = F.cross_entropy(logits, targets, reduction="sum")
+            batch_correct = (logits.argmax(dim=1) == targets).sum()
+            if logits.device.type in _READ_EACH_BATCH:
+                loss_sum += float(batch_loss)
+                correct += int(batch_correct)
+            else:
+                # Summed where they are and read once below: reading each batch's sums waits
+                # for the accelerator twice per batch. In float64, as Python sums the floats
+                # read above, so the result is the same either way.
+                loss_sum = loss_sum + batch_loss.double()
+                correct = correct + batch_correct
             count += targets.numel()
     model.train(was_training)
     if count == 0:
         raise ValueError("evaluate(): batches must hold at least one example, got none.")
-    return Evaluation(loss=loss_sum / count, accuracy=correct / count)
+    return Evaluation(loss=float(loss_sum) / count, accuracy=int(correct) / count)
 
 
 def train(
@@ -262,12 +276,7 @@ class _FiniteLoss:
             if not math.isfinite(value):
                 self._raise(step, value, not bool(torch.isfinite(inputs).all()), schedule(step))
             return
-        bad = ~torch.isfinite(loss.detach())
-        marker = torch.where(bad, torch.tensor(step, device=loss.device), torch.tensor(-1, device=loss.device))
-        if self.first_bad is None:
-            self.first_bad = marker
-        else:
-            self.first_bad = torch.where(self.first_bad >= 0, self.first_bad, marker)
+        self.first_bad = _mark_first_bad(self.first_bad, loss, step)
         self.rates[step] = schedule(step)
 
     def check(self) -> None:
@@ -294,6 +303,17 @@ class _FiniteLoss:
             f"train(): the loss is {value} at step {step}; {cause}.", step, float("nan") if loss is None else loss,
             bad_inputs,
         )
+
+
+def _mark_first_bad(first_bad: Tensor | None, loss: Tensor, step: int) -> Tensor:
+    """The step of the first non-finite loss so far, or -1: a 0-d int64 tensor on ``loss``'s device.
+
+    Nothing waits for the device: ``torch.where`` writes the Python numbers into device scalars
+    as ``torch.full`` does, where ``torch.tensor(step, device=...)`` copies each from the host
+    and waits for every kernel queued before it (twice a step, before this was moved here).
+    """
+    marker = torch.where(torch.isfinite(loss.detach()), -1, step)
+    return marker if first_bad is None else torch.where(first_bad >= 0, first_bad, marker)
 
 
 def _loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:

@@ -1,6 +1,7 @@
 """Tests of lth_prune.data: idx reader, named data sets, splits, loader and augmentation."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import pickle
@@ -8,6 +9,7 @@ import struct
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -658,6 +660,32 @@ def test_crop_flip_validation() -> None:
     zero = torch.zeros(1, dtype=torch.long)
     with pytest.raises(ValueError, match=r"crop_flip\(\): top must be in \[0, 2\], got values in \[3, 3\]"):
         crop_flip(torch.zeros(1, 1, 2, 2), zero + 3, zero, zero.bool(), padding=1)
+
+
+def test_random_crop_flip_on_the_device_reads_nothing_back(device: torch.device) -> None:
+    images = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0)).to(device)
+    augment = random_crop_flip(4, generator=torch.Generator(device=device).manual_seed(5))
+    with _no_sync_allowed(device):
+        result = augment(images)
+    # The same draws, through the checked public function: the same crops.
+    generator = torch.Generator(device=device).manual_seed(5)
+    top, left = torch.randint(0, 9, (2, 16), generator=generator, device=device)
+    flipped = torch.randint(0, 2, (16,), generator=generator, device=device).bool()
+    assert torch.equal(result, crop_flip(images, top, left, flipped, padding=4))
+
+
+@contextlib.contextmanager
+def _no_sync_allowed(device: torch.device) -> Iterator[None]:
+    """On CUDA, any operation that waits for the device raises inside the block."""
+    if device.type != "cuda":
+        yield
+        return
+    torch.cuda.synchronize(device)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
 
 
 def _maybe_flip(crop: torch.Tensor, flip: bool) -> torch.Tensor:

@@ -1,11 +1,16 @@
 """The training loop, learning-rate schedules and evaluation."""
 from __future__ import annotations
 
+import contextlib
+import warnings
+from typing import Callable, Iterator
+
 import pytest
 import torch
 from torch import nn
 
-from lth_prune.training import LearningRateSchedule, evaluate, train
+from lth_prune import training
+from lth_prune.training import DivergenceError, LearningRateSchedule, evaluate, train
 
 
 def _batches(n: int = 64, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -65,3 +70,79 @@ def test_train_arguments():
         train(model, optimizer, _batches(), LearningRateSchedule(0.1, 5), iterations=5, start_iteration=5)
     with pytest.raises(ValueError, match="train_batches must yield at least one batch"):
         train(model, optimizer, [], LearningRateSchedule(0.1, 5), iterations=5)
+
+
+def test_the_first_non_finite_loss_is_marked_on_the_device_without_a_wait(device):
+    losses = [torch.tensor(value, device=device) for value in (0.5, float("nan"), 0.25, float("inf"))]
+    first_bad = None
+    marks = []
+    with _no_sync_allowed(device):
+        for step, loss in enumerate(losses, start=1):
+            first_bad = training._mark_first_bad(first_bad, loss, step)
+            marks.append(first_bad)
+    assert first_bad is not None and first_bad.dtype == torch.int64 and first_bad.device.type == device.type
+    assert [int(mark) for mark in marks] == [-1, 2, 2, 2]
+
+
+def test_a_run_that_diverges_on_the_device_names_the_first_bad_step(device):
+    # From the third batch (step 2) on, every loss is NaN: the inputs, then the weights.
+    batches = _batches()
+    batches[2][0][0, 0] = float("nan")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).to(device)
+    on_device = [(inputs.to(device), targets.to(device)) for inputs, targets in batches]
+    with pytest.raises(DivergenceError, match="the loss is .* at step 2; ") as raised:
+        train(model, torch.optim.SGD(model.parameters(), lr=0.1), on_device, LearningRateSchedule(0.1, 10),
+              iterations=10)
+    assert raised.value.step == 2
+
+
+def test_evaluate_sums_on_an_accelerator_exactly_as_it_reads_on_the_cpu(monkeypatch):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    batches = _batches(n=96)
+    read_each_batch = evaluate(model, batches)
+    # The accelerators' path, taken here on the CPU: the float64 sums equal Python's.
+    monkeypatch.setattr(training, "_READ_EACH_BATCH", ())
+    assert evaluate(model, batches) == read_each_batch
+
+
+def test_evaluate_reads_the_device_once_not_per_batch(device):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    expected = evaluate(model, _batches(n=96))
+    model.to(device)
+    batches = [(inputs.to(device), targets.to(device)) for inputs, targets in _batches(n=96)]
+    result = evaluate(model, batches)
+    assert result.loss == pytest.approx(expected.loss, rel=1e-5)
+    assert result.accuracy == pytest.approx(expected.accuracy, abs=1.5 / 96)
+    if device.type == "cuda":
+        one = _syncs(device, lambda: evaluate(model, batches[:1]))
+        assert _syncs(device, lambda: evaluate(model, batches)) == one
+
+
+@contextlib.contextmanager
+def _no_sync_allowed(device: torch.device) -> Iterator[None]:
+    """On CUDA, any operation that waits for the device raises inside the block."""
+    if device.type != "cuda":
+        yield
+        return
+    torch.cuda.synchronize(device)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def _syncs(device: torch.device, run: Callable[[], object]) -> int:
+    """How many operations in ``run`` waited for the CUDA device."""
+    torch.cuda.synchronize(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            run()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchronizing" in str(warning.message) for warning in caught)

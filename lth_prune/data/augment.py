@@ -78,7 +78,9 @@ class RandomCropFlip:
         else:
             flipped = torch.zeros(count, dtype=torch.bool, device=device)
         top, left, flipped = draws[0].to(images.device), draws[1].to(images.device), flipped.to(images.device)
-        return crop_flip(images, top, left, flipped, padding=self.padding, fill=self.fill)
+        # Not crop_flip(): its check of the offsets reads them back from the device, four
+        # waits for an accelerator per batch, for offsets drawn in range just above.
+        return _gather_crops(images, top, left, flipped, self.padding, self.fill)
 
     def __repr__(self) -> str:
         return f"RandomCropFlip(padding={self.padding}, flip={self.flip}, fill={self.fill})"
@@ -167,6 +169,14 @@ def crop_flip(
                 f"crop_flip(): {argument} must be in [0, {2 * padding}], got values in "
                 f"[{int(offsets.min())}, {int(offsets.max())}]."
             )
+    return _gather_crops(images, top, left, flipped, padding, fill)
+
+
+def _gather_crops(
+    images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flipped: torch.Tensor, padding: int, fill: float
+) -> torch.Tensor:
+    """:func:`crop_flip` of arguments already checked: no value is read from the device."""
+    count, channels, height, width = images.shape
     padded = F.pad(images, (padding,) * 4, value=fill) if padding else images
     device = images.device
     rows = top.to(device).long()[:, None] + torch.arange(height, device=device)

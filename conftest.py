@@ -69,7 +69,7 @@ def _missing_reason(extras: Iterable[str]) -> str | None:
     if not missing:
         return None
     names = ",".join(missing)
-    return f"needs the optional extra {names!r}: pip install -e '.[{names}]'"
+    return f"needs the optional extra{'s' if len(missing) > 1 else ''} {names!r}: pip install -e '.[{names}]'"
 
 
 class _NeedsExtra(pytest.File):

@@ -7,6 +7,7 @@ wrong without anyone noticing in an editable install.
 from __future__ import annotations
 
 import email
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -21,12 +22,21 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "lth_prune"
 
 
+# What never goes into a source tree's copy: environments, build leftovers, caches.
+_NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "_build", ".pytest_cache",
+               ".hypothesis", ".benchmarks", "runs", "gpu_check")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]:
-    out = tmp_path_factory.mktemp("dist")
     pytest.importorskip("setuptools", reason="building the wheel needs setuptools (the dev extra installs it)")
+    # Built from a copy: setuptools reuses the tree's build/ directory, where a module deleted
+    # since the last build would still lie and be shipped.
+    source = tmp_path_factory.mktemp("source") / "lth_prune"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
+    out = tmp_path_factory.mktemp("dist")
     completed = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(out)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w", str(out)],
         capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
@@ -47,7 +57,7 @@ def test_the_wheel_ships_every_module_and_data_file_of_the_package(wheel):
         path.relative_to(ROOT).as_posix() for path in PACKAGE.rglob("*")
         if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".c", ".typed")
     }
-    assert in_checkout - shipped == set(), "files of the package missing from the wheel"
+    assert shipped == in_checkout, f"missing: {sorted(in_checkout - shipped)}, extra: {sorted(shipped - in_checkout)}"
     # The C sources are built on the user's machine, from the installed files.
     assert {"lth_prune/sparse/_native.c", "lth_prune/sparse/_direct_conv.c", "lth_prune/py.typed"} <= shipped
     assert not [name for name in shipped if "__pycache__" in name or name.endswith((".pyc", ".so"))]

@@ -58,7 +58,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--dataset",
         default=None,
-        help="data set for the accuracy benchmarks, a name from lth_prune.data.dataset_names() "
+        help="data set for the accuracy benchmarks, a name from lth_prune.data.DATASETS "
         "(default: the benchmark's own choice); the timing benchmarks use random inputs",
     )
     group.addoption(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -57,6 +58,9 @@ html_show_sourcelink = False
 
 # -- API reference -----------------------------------------------------------------------------
 autosummary_generate = True
+# autosummary writes a page per public name into api/ and never deletes one: a name that left the
+# API would keep its page and fail the build with a warning. The pages are generated; start afresh.
+shutil.rmtree(DOCS / "api", ignore_errors=True)
 autosummary_imported_members = False
 autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented_params"
@@ -118,6 +122,8 @@ def has_package(name):
         raise RuntimeError(f"the examples may not be skipped here, but {name} is not installed")
     return found
 """
+# The pages' example plugin (docs/examples/my_extensions.py), wherever the docs are built from.
+doctest_global_setup += f"EXAMPLES = pathlib.Path({str(DOCS / 'examples')!r})\n"
 
 
 # -- Hooks -------------------------------------------------------------------------------------

@@ -36,11 +36,11 @@ def test_lottery_ticket_is_a_torch_pruning_method():
 
 def test_experiment_names():
     assert sorted(imp.__all__) == sorted(
-        ["ExperimentConfig", "PRESETS", "REWIND_MODES", "CONTROLS", "METHODS", "run", "Results", "METRICS"]
+        ["ExperimentConfig", "PRESETS", "METHODS", "REWIND_POLICIES", "BRANCHES", "run", "Results", "METRICS"]
     )
-    assert imp.REWIND_MODES == ("init", "step", "lr", "finetune")
-    assert imp.CONTROLS == ("random_reinit", "random_pruning", "inverted_scores", "stability")
-    assert imp.METHODS == ("imp", "snip", "grasp", "synflow", "magnitude-init", "random", "gmp")
+    assert imp.REWIND_POLICIES.names()[:4] == ["init", "step", "lr", "finetune"]
+    assert imp.BRANCHES.names()[:4] == ["random_reinit", "random_pruning", "inverted_scores", "stability"]
+    assert imp.METHODS.names()[:7] == ["gmp", "imp", "snip", "grasp", "synflow", "magnitude-init", "random"]
 
 
 def test_public_callables_are_documented():

@@ -19,8 +19,8 @@ import torch
 from lth_prune import analysis, cli, imp, report
 from lth_prune.data import make_synthetic
 from lth_prune.imp import ExperimentConfig, Results
-from lth_prune.imp.branches import get_branch
-from lth_prune.imp.rewinding import policy_for
+from lth_prune.imp.branches import BRANCHES
+from lth_prune.imp.rewinding import REWIND_POLICIES
 from lth_prune.imp.transfer import transfer
 from lth_prune.training import DivergenceError
 
@@ -67,8 +67,8 @@ CLI_CASES: list[tuple[list[str], int, str]] = [
     (["run", "--seeds", "0", "0"], 2, "seeds must be distinct, got [0, 0]"),
     (["run", "--controls", "none", "random_reinit"], 2, "none cannot be combined with other values"),
     (["run", "--controls", "random"], 2, "invalid choice: 'random'"),
-    (["run", "--model", "resnet50"], 2, "model must be one of ['conv2', 'conv4', 'conv6', 'lenet300_100', 'network', "
-     "'resnet20', 'vgg16', 'torchvision:<name>', 'timm:<name>'], got 'resnet50'"),
+    (["run", "--model", "resnet50"], 2, "model must be one of ['network', 'conv2', 'conv4', 'conv6', 'lenet300_100', "
+     "'resnet20', 'vgg16'], or 'torchvision:<name>' or 'timm:<name>', got 'resnet50'"),
     (["run", "--model", "torchvision:resnet9000"], 2, "torchvision has no model 'resnet9000'"),
     (["run", "--model-kwargs", "{oops"], 2, "must be a JSON object"),
     (["run", "--dataset", "imagenet"], 2, "invalid choice: 'imagenet'"),
@@ -166,8 +166,8 @@ API_CASES: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
     ("overlap", lambda: analysis.mask_overlap({"w": torch.ones(2)}, {"v": torch.ones(2)}), ValueError,
      "masks_b must mask the same weights as masks_a"),
     ("analysis no run", lambda: analysis.finished_levels("no/such/run"), FileNotFoundError, "must hold a config.json"),
-    ("rewind mode", lambda: policy_for("late"), ValueError, "mode must be one of ['init', 'step', 'lr', 'finetune'], got 'late'"),
-    ("branch", lambda: get_branch("shuffled"), ValueError, "get_branch(): name must be one of"),
+    ("rewind mode", lambda: REWIND_POLICIES.get("late"), ValueError, "rewind must be one of ['init', 'step', 'lr', 'finetune'], got 'late'"),
+    ("branch", lambda: BRANCHES.get("shuffled"), ValueError, "branch must be one of ['random_reinit'"),
     ("transfer source", lambda: transfer("no/such/run", "digits"), FileNotFoundError, "transfer(): source must be a run directory"),
 ]
 

@@ -279,7 +279,7 @@ KEPT = [
     Case("read_idx-truncated", lambda tmp, dev: _idx(tmp, bytes([0, 0, 8, 1, 0, 0, 0, 5, 1, 2])),
          ValueError, ("read_idx():", "must hold 5 bytes of data for shape (5,), got 2 (truncated)"), "kept"),
     Case("load_dataset-unknown-name", lambda tmp, dev: load_dataset("cifar-100"),
-         ValueError, ("load_dataset(): name must be one of ['cifar10', 'digits', 'fashion-mnist', 'mnist', "
+         ValueError, ("load_dataset(): dataset must be one of ['digits', 'mnist', 'fashion-mnist', 'cifar10', "
                       "'synthetic'], got 'cifar-100'",), "kept"),
     Case("load_dataset-mnist-missing", lambda tmp, dev: load_dataset("mnist", data_dir=tmp),
          FileNotFoundError, ("load_dataset(): data set 'mnist' was not found", str(Path("MNIST") / "raw"), "download=True"),

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lth_prune import imp, masks as masks_module, models
-from lth_prune.imp.branches import Branch, LevelTicket, branch_names, get_branch, register_branch
+from lth_prune.imp.branches import BRANCHES, Branch, LevelTicket
 from lth_prune.imp.branches.random_pruning import random_masks
 from lth_prune.imp.rewinding import RewindPoint
 from lth_prune.rewind import capture_state
@@ -28,24 +28,29 @@ def ticket() -> LevelTicket:
 
 
 def test_registry_holds_the_built_in_branches_in_order():
-    assert branch_names()[:4] == ["random_reinit", "random_pruning", "inverted_scores", "stability"] == list(imp.CONTROLS)
-    assert [get_branch(name).label for name in imp.CONTROLS] == ["random reinit", "random pruning", "inverted scores", "instability"]
-    assert get_branch("random_reinit").metrics == ("random_reinit_accuracy",)
-    with pytest.raises(ValueError, match=r"get_branch\(\): name must be one of \['random_reinit', 'random_pruning'.*\], got 'shuffled'"):
-        get_branch("shuffled")
+    assert BRANCHES.names()[:4] == ["random_reinit", "random_pruning", "inverted_scores", "stability"]
+    assert [BRANCHES.title(name) for name in BRANCHES.names()[:4]] == [
+        "random reinit", "random pruning", "inverted scores", "instability"]
+    assert BRANCHES.get("random_reinit").metrics == ("random_reinit_accuracy",)
+    with pytest.raises(ValueError, match=r"branch must be one of \['random_reinit', 'random_pruning'.*\], got 'shuffled'"):
+        BRANCHES.get("shuffled")
 
 
 def test_registering_checks_the_class_and_its_name():
-    with pytest.raises(TypeError, match=r"register_branch\(\): cls must be a Branch subclass, got <class 'int'>"):
-        register_branch(int)
-    with pytest.raises(ValueError, match=r"name must be new, got 'random_reinit', which RandomReinit has"):
-        register_branch(type("Again", (Branch,), {"name": "random_reinit", "label": "again"}))
-    with pytest.raises(ValueError, match=r"Nameless.name must be a Python identifier, got ''"):
-        register_branch(type("Nameless", (Branch,), {}))
+    with pytest.raises(TypeError, match=r"branch registry: 'int' must be a Branch subclass, got <class 'int'>"):
+        BRANCHES.register("int", int)
+    with pytest.raises(ValueError, match=r"name must be new, got 'random_reinit', which is taken by 'random_reinit'"):
+        BRANCHES.register()(type("Again", (Branch,), {"name": "random_reinit"}))
+    with pytest.raises(TypeError, match=r"branch registry: name must be a str, got NoneType"):
+        BRANCHES.register(value=type("Nameless", (Branch,), {"name": None}))
+    with pytest.raises(TypeError, match=r"name must be a str or None, got type; to register a class under its own name"):
+        BRANCHES.register(type("Misused", (Branch,), {"name": "misused"}))
+    with pytest.raises(ValueError, match=r"Branch: Spaced.name must be a Python identifier \(it prefixes metrics\), got 'a b'"):
+        type("Spaced", (Branch,), {"name": "a b"})
 
 
 def test_random_reinit_keeps_the_masks_on_a_new_initialization(ticket):
-    branch = get_branch("random_reinit")
+    branch = BRANCHES.get("random_reinit")()
     net = branch.network(ticket)
     got = masks_module.get_masks(net)
     assert all(torch.equal(got[name], ticket.masks[name]) for name in LAYERS)
@@ -55,7 +60,7 @@ def test_random_reinit_keeps_the_masks_on_a_new_initialization(ticket):
 
 
 def test_random_pruning_keeps_the_counts_and_starts_from_the_whole_rewind_point(ticket):
-    branch = get_branch("random_pruning")
+    branch = BRANCHES.get("random_pruning")()
     net = branch.network(ticket)
     got = masks_module.get_masks(net)
     for name in LAYERS:
@@ -75,7 +80,7 @@ def test_a_branch_runs_through_the_trainer_it_is_given(ticket):
         calls.append((phase, start, sorted(masks_module.get_masks(net))))
         return {"test_accuracy": 0.25, "test_loss": 1.0}
 
-    assert get_branch("random_pruning").run(ticket, trainer) == {"random_pruning_accuracy": 0.25}
+    assert BRANCHES.get("random_pruning")().run(ticket, trainer) == {"random_pruning_accuracy": 0.25}
     assert calls == [("random_pruning", 5, sorted(LAYERS))]
 
 

@@ -158,7 +158,7 @@ def test_values_are_converted_by_field_type(capsys):
         (["--rewind", "step"], "rewind_step must be >= 1 when rewind='step', got 0."),
         (["--seeds", "0", "0"], "seeds must be distinct, got [0, 0]."),
         (["--device", "tpu"], "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'tpu'."),
-        (["--model", "resnet50"], "model must be one of ['conv2', 'conv4'"),
+        (["--model", "resnet50"], "model must be one of ['network', 'conv2', 'conv4'"),
         (["--batch-size", "big"], "argument --batch-size: invalid int value: 'big'"),
         (["--controls", "none", "random_reinit"], "none cannot be combined with other values"),
         (["--preset", "lenet-imagenet"], "invalid choice: 'lenet-imagenet'"),
@@ -244,11 +244,14 @@ def test_every_config_field_has_a_documented_flag():
     by_dest = {action.dest: action for action in run._actions}
     for field in dataclasses.fields(ExperimentConfig):
         action = by_dest[field.name]
+        if field.name == "plugins":  # --plugin MODULE, once per module: imported before parsing
+            assert action.option_strings == ["--plugin"] and action.default == "==SUPPRESS=="
+            continue
         assert action.option_strings[0] == "--" + field.name.replace("_", "-")
         assert action.default is None or action.default == "==SUPPRESS==", field.name
         assert not action.help.startswith(" (default"), f"{field.name} has no description in the docstring"
         assert "(default: " in action.help and "``" not in action.help and ":func:" not in action.help
-    assert "lth_prune.models.names()" in by_dest["model"].help
+    assert "lth_prune.models.MODELS" in by_dest["model"].help
     assert by_dest["rewind_step"].help.startswith("the optimizer step rewound to when --rewind step.")
     assert list(by_dest["optimizer"].choices) == ["sgd", "adam", "adamw"]
 

@@ -11,7 +11,7 @@ from lth_prune.imp import ExperimentConfig
     ("changes", "error", "message"),
     [
         ({"rate": 1.5}, ValueError, r"rate must be >= 0.0 and < 1.0, got 1.5"),
-        ({"model": "lenet5"}, ValueError, r"model must be one of \[.*'lenet300_100'.*\], got 'lenet5'"),
+        ({"model": "lenet5"}, ValueError, r"model must be one of \[.*'lenet300_100'.*\], or 'torchvision:<name>' or 'timm:<name>', got 'lenet5'"),
         ({"dataset": "imagenet"}, ValueError, r"dataset must be one of \[.*'digits'.*\], got 'imagenet'"),
         ({"rewind": "step"}, ValueError, r"rewind_step must be >= 1 when rewind='step', got 0"),
         ({"rewind_step": 3}, ValueError, r"rewind_step is only used with rewind='step'"),

@@ -21,7 +21,7 @@ from lth_prune.data import (
     DataSplits,
     InMemoryLoader,
     crop_flip,
-    dataset_names,
+    DATASETS,
     load_dataset,
     make_synthetic,
     random_crop_flip,
@@ -117,13 +117,14 @@ def row_counts(rows: np.ndarray) -> Counter:
 
 def test_public_api_surface() -> None:
     assert sorted(data.__all__) == sorted([
-        "DataSplits", "InMemoryLoader", "RandomCropFlip", "crop_flip", "dataset_names", "load_dataset",
+        "DATASETS", "DatasetSource", "DataSplits", "InMemoryLoader", "RandomCropFlip", "RawData", "crop_flip", "load_dataset",
         "make_synthetic", "random_crop_flip", "read_idx",
     ])
 
 
-def test_dataset_names() -> None:
-    assert dataset_names() == ["cifar10", "digits", "fashion-mnist", "mnist", "synthetic"]
+def test_the_registry_holds_the_built_in_data_sets() -> None:
+    assert DATASETS.names()[:5] == ["digits", "mnist", "fashion-mnist", "cifar10", "synthetic"]
+    assert DATASETS.canonical("FashionMNIST") == "fashion-mnist" and DATASETS.get("CIFAR-10").default_val_size == 5000
 
 
 # --------------------------------------------------------------------------- idx reader
@@ -474,7 +475,7 @@ def test_unknown_name_lists_valid_names() -> None:
     with pytest.raises(ValueError) as caught:
         load_dataset("cifar-100")
     assert str(caught.value) == (
-        "load_dataset(): name must be one of ['cifar10', 'digits', 'fashion-mnist', 'mnist', 'synthetic'], "
+        "load_dataset(): dataset must be one of ['digits', 'mnist', 'fashion-mnist', 'cifar10', 'synthetic'], "
         "got 'cifar-100'."
     )
 

@@ -22,6 +22,7 @@ API_PAGE = DOCS / "api.rst"
 # (lth_prune.methods, lth_prune.rewind, ...) are covered through lth_prune's re-exports.
 PUBLIC_MODULES = (
     "lth_prune",
+    "lth_prune.registry",
     "lth_prune.models",
     "lth_prune.data",
     "lth_prune.training",

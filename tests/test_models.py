@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from lth_prune import models
-from lth_prune.models import registry
+from lth_prune.models import MODELS
+from lth_prune.registry import Registry
 
 CANONICAL_NAMES = ["conv2", "conv4", "conv6", "lenet300_100", "network", "resnet20", "vgg16"]
 # 8x8 one-channel digits, 28x28 grey images, 32x32 colour images.
@@ -51,7 +52,7 @@ def _parameter_count(model: nn.Module) -> int:
 
 
 @pytest.mark.parametrize("input_shape", INPUT_SHAPES, ids=lambda shape: "x".join(map(str, shape)))
-@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize("name", MODELS.names())
 def test_forward_shape_and_backward_reaches_every_parameter(
     name: str, input_shape: tuple[int, int, int]
 ) -> None:
@@ -66,7 +67,7 @@ def test_forward_shape_and_backward_reaches_every_parameter(
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize("name", MODELS.names())
 def test_num_classes_sets_the_last_linear_which_is_the_output_layer(name: str) -> None:
     model = models.get(name, num_classes=3, input_shape=(1, 8, 8))
     output_layer = _layers(model, nn.Linear)[-1]
@@ -346,10 +347,9 @@ def test_vgg16_structure() -> None:
 # --- registry ------------------------------------------------------------------------------------
 
 
-def test_names_lists_the_builtin_models_sorted() -> None:
-    listed = models.names()
-    assert listed == sorted(listed)
-    assert [name for name in listed if name in CANONICAL_NAMES] == CANONICAL_NAMES
+def test_the_registry_holds_the_built_in_models_with_titles() -> None:
+    assert sorted(name for name in MODELS.names() if name in CANONICAL_NAMES) == sorted(CANONICAL_NAMES)
+    assert MODELS.title("lenet300_100") == "LeNet-300-100" and MODELS.canonical("VGG-16") == "vgg16"
 
 
 @pytest.mark.parametrize(
@@ -381,8 +381,9 @@ def test_get_unknown_name_lists_every_valid_name() -> None:
     with pytest.raises(ValueError) as info:
         models.get("lenet5")
     message = str(info.value)
-    assert message.startswith("get(): unknown model 'lenet5'; valid names are: ")
-    assert message.endswith(f"{', '.join(models.names())}, or 'torchvision:<name>' and 'timm:<name>'.")
+    assert message == (
+        f"get(): model must be one of {MODELS.names()}, or 'torchvision:<name>' or 'timm:<name>', got 'lenet5'."
+    )
     assert all(name in message for name in CANONICAL_NAMES)
 
 
@@ -392,36 +393,30 @@ def test_get_non_str_name_raises_type_error(name: object) -> None:
         models.get(name)  # type: ignore[arg-type]
 
 
-def test_register_model_adds_a_builder_and_rejects_duplicates(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A private copy keeps the test's model out of the registry that other tests parametrize over.
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+def test_a_registered_builder_is_built_by_name_and_duplicates_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A private registry keeps the test's model out of the one other tests parametrize over.
+    private = Registry("model", normalize=True, accepts=MODELS.accepts)
+    for name in MODELS.names():
+        private.register(name, MODELS.get(name))
+    monkeypatch.setattr("lth_prune.models.build.MODELS", private)
 
-    @models.register_model("tiny_mlp")
+    @private.register("tiny_mlp", title="Tiny MLP", help="for this test")
     def tiny_mlp(*, num_classes: int = 10) -> nn.Module:
         return nn.Sequential(nn.Flatten(), nn.Linear(4, num_classes))
 
-    assert "tiny_mlp" in models.names()
-    built = models.get("Tiny-MLP", num_classes=5)
-    assert built[-1].out_features == 5
+    assert models.get("Tiny-MLP", num_classes=5)[-1].out_features == 5
     for duplicate in ["tiny_mlp", "TINY-MLP", "Conv-2"]:
-        with pytest.raises(ValueError, match="name must not already be registered"):
-            models.register_model(duplicate)
-    with pytest.raises(TypeError, match=r"register_model\(\): name must be a str, got int\."):
-        models.register_model(3)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="other than '-' and '_'"):
-        models.register_model("-_")
-    with pytest.raises(TypeError, match="must be callable, got int"):
-        models.register_model("not_callable")(3)  # type: ignore[type-var]
+        with pytest.raises(ValueError, match="model registry: name must be new"):
+            private.register(duplicate, tiny_mlp)
+    with pytest.raises(TypeError, match=r"model registry: 'not_callable' must be a builder \(a function or class\), got 3"):
+        private.register("not_callable", 3)
 
 
 def test_public_api_surface() -> None:
     assert sorted(models.__all__) == sorted(
         [
+            "MODELS",
             "get",
-            "names",
-            "register_model",
             "Network",
             "Conv2",
             "Conv4",

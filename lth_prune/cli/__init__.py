@@ -29,7 +29,16 @@ from pathlib import Path
 
 from lth_prune import __version__, analysis, imp, report
 from lth_prune.cli._compare import add_compare_parser
-from lth_prune.cli._settings import PROG, WIDTH, HelpFormatter, add_setting_arguments, config_from_args, fail
+from lth_prune.cli._settings import (
+    PROG,
+    WIDTH,
+    HelpFormatter,
+    add_plugin_argument,
+    add_setting_arguments,
+    config_from_args,
+    fail,
+    preload_plugins,
+)
 from lth_prune.cli._stability import add_stability_parser
 from lth_prune.cli._sweep import add_sweep_parser
 from lth_prune.cli._transfer import add_transfer_parser
@@ -60,6 +69,8 @@ examples:
       train every ticket of a Fashion-MNIST run on digits (resized to 28x28), with both controls
   lth-prune compare runs/fm runs/fm-to-digits
       two runs in one table and one figure, with the overlap of their tickets
+  lth-prune run --plugin my_lab/tickets.py --method my-search --controls my_branch
+      a method and a control registered in your own module (see the docs' Architecture page)
 """
 RUN_NOTES = """\
 Flags given explicitly override the preset (with --resume and no preset: the settings saved in
@@ -84,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         >>> main(["run", "--rate", "1.5"])  # the message goes to standard error
         2
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        preload_plugins(argv)
+    except ValueError as error:
+        return fail(error, 2)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -178,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_parser(commands)
     add_stability_parser(commands)
     add_sweep_parser(commands)
+    for command in commands.choices.values():
+        add_plugin_argument(command)
     return parser
 
 

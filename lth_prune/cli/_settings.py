@@ -14,25 +14,34 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Sequence
 
-from lth_prune import data, imp, models
-from lth_prune.criteria import CRITERIA
-from lth_prune.imp.branches import branch_names
+from lth_prune import imp
+from lth_prune.data import DATASETS
 from lth_prune.imp.config import BATCHNORM_MODES, DECAYS, OPTIMIZERS, PRUNING_MODES
+from lth_prune.models import MODELS
+from lth_prune.registry import load_plugins
 
 PROG = "lth-prune"
 # Where the choices of a setting come from; a setting not named here takes any value of its type.
 _CHOICES: dict[str, Callable[[], Sequence[str]]] = {
-    "model": models.names,
-    "dataset": data.dataset_names,
+    "model": MODELS.names,
+    "dataset": DATASETS.names,
     "optimizer": lambda: OPTIMIZERS,
     "decay": lambda: DECAYS,
     "pruning": lambda: PRUNING_MODES,
     "stability_batchnorm": lambda: BATCHNORM_MODES,
-    "rewind": lambda: imp.REWIND_MODES,
-    "method": lambda: ("imp", *CRITERIA, "gmp"),
-    "controls": branch_names,
+    "rewind": imp.REWIND_POLICIES.names,
+    "method": imp.METHODS.names,
+    "controls": imp.BRANCHES.names,
 }
 _NONE = "none"
+# Settings with a flag of their own shape, not generated: --plugin MODULE, repeatable, imported
+# before the parser is built (see preload_plugins).
+_NOT_GENERATED = ("plugins",)
+PLUGIN_HELP = (
+    "import MODULE first (a module name or the path of a .py file): the models, data sets, methods, "
+    "branches and rewind modes it registers become valid choices; repeatable; stored with the run, so "
+    "--resume, report and compare import it again"
+)
 # Settings whose registry spellings are made canonical but that take other values too
 # (model: "torchvision:<name>", "timm:<name>"; ExperimentConfig checks them).
 _OPEN_CHOICES = ("model",)
@@ -135,7 +144,7 @@ def add_setting_arguments(
     docs = _field_docs(imp.ExperimentConfig)
     defaults = imp.ExperimentConfig()
     for field in dataclasses.fields(imp.ExperimentConfig):
-        if only is not None and field.name not in only:
+        if (only is not None and field.name not in only) or field.name in _NOT_GENERATED:
             continue
         kind = _parse_type(str(field.type))
         choices = list(_CHOICES[field.name]()) if field.name in _CHOICES else None
@@ -155,18 +164,40 @@ def add_setting_arguments(
         if kind.sequence:
             options.update(nargs="+", type=convert, action=_SequenceAction, metavar=_METAVARS.get(kind.base, "NAME"))
             if choices is not None:
-                options.update(choices=choices + [_NONE])
+                options.update(choices=choices + [_NONE], help=options["help"] + "; registered: " + ", ".join(choices))
         else:
             options.update(type=convert)
             if choices is not None and field.name not in _OPEN_CHOICES:
                 options.update(choices=choices)
             elif choices is not None:
-                options.update(metavar="NAME")
+                options.update(metavar="NAME", help=options["help"] + "; registered: " + ", ".join(choices))
             elif kind.base in _METAVARS:
                 options.update(metavar=_METAVARS[kind.base])
             elif field.name.endswith("_dir") or field.name == "tensorboard":
                 options.update(metavar="DIR")
         group.add_argument(flag, **options)
+
+
+def add_plugin_argument(parser: argparse.ArgumentParser) -> None:
+    """``--plugin MODULE`` (repeatable), stored as the ``plugins`` setting."""
+    parser.add_argument("--plugin", dest="plugins", action="append", metavar="MODULE", default=argparse.SUPPRESS,
+                        help=PLUGIN_HELP)
+
+
+def preload_plugins(argv: Sequence[str]) -> None:
+    """Import the modules ``--plugin`` names in ``argv``, before the parser asks the registries
+    for the choices of each setting.
+
+    Raises:
+        ValueError: if one cannot be imported (see :func:`lth_prune.registry.load_plugins`).
+    """
+    plugins = []
+    for index, token in enumerate(argv):
+        if token == "--plugin" and index + 1 < len(argv):
+            plugins.append(argv[index + 1])
+        elif token.startswith("--plugin="):
+            plugins.append(token.split("=", 1)[1])
+    load_plugins(plugins, "--plugin")
 
 
 def parse_value(name: str, text: str) -> Any:

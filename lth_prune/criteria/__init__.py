@@ -12,11 +12,11 @@ functional twin and a score function that returns the ``importance_scores`` dict
 
 :func:`prune_at_init` prunes to a count in one round (SNIP, GraSP) or many, scoring again after
 each (SynFlow's 100). Adding a criterion is one module here, registered with
-:func:`register_criterion`; it is then an ``ExperimentConfig.method``.
+``@CRITERIA.register(title=..., help=...)``; it is then an ``ExperimentConfig.method``.
 """
 from __future__ import annotations
 
-from lth_prune.criteria.base import CRITERIA, Criterion, Scores, criterion, prune_at_init, register_criterion
+from lth_prune.criteria.base import CRITERIA, Criterion, Scores, prune_at_init
 from lth_prune.criteria.gradual import GradualMagnitudePruning
 
 # Importing a criterion registers it; this order is the order of the CLI's --method choices.
@@ -40,6 +40,4 @@ __all__ = [
     "Criterion",
     "Scores",
     "CRITERIA",
-    "criterion",
-    "register_criterion",
 ]

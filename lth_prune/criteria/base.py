@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any, Callable, ClassVar, Iterable, Mapping, TypeVar, Union
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Union
 
 import torch
 import torch.nn.utils.prune as prune
@@ -19,9 +19,10 @@ from torch import Tensor, nn
 from lth_prune._reparam import ModuleOrName, keep_mask, prunable_layers, prunable_tensor, stored_tensor
 from lth_prune.criteria.inputs import Batches, iter_batches
 from lth_prune.methods import ScorePruning, prunable
+from lth_prune.registry import Registry
 from lth_prune.rewind import capture_state, restore_state
 
-__all__ = ["CRITERIA", "Criterion", "Scores", "criterion", "prune_at_init", "register_criterion", "score_key"]
+__all__ = ["CRITERIA", "Criterion", "Scores", "prune_at_init", "score_key"]
 
 Scores = dict[tuple[nn.Module, str], Tensor]
 Remaining = Union[int, Mapping[str, int]]
@@ -110,31 +111,12 @@ class Criterion(ScorePruning):
         return super().apply(module, name, amount, importance_scores=importance_scores, tie_break=tie_break)
 
 
-CRITERIA: dict[str, type[Criterion]] = {}
-CriterionT = TypeVar("CriterionT", bound=type[Criterion])
-
-
-def register_criterion(cls: CriterionT) -> CriterionT:
-    """Class decorator: register a :class:`Criterion` under its ``name``.
-
-    Raises:
-        ValueError: if the name is empty or taken.
-    """
-    if not cls.name or cls.name in CRITERIA:
-        raise ValueError(f"register_criterion(): {cls.__name__}.name must be new and not empty, got {cls.name!r}.")
-    CRITERIA[cls.name] = cls
-    return cls
-
-
-def criterion(name: str) -> type[Criterion]:
-    """The criterion registered as ``name``.
-
-    Raises:
-        ValueError: if there is none (the message lists the registered names).
-    """
-    if name not in CRITERIA:
-        raise ValueError(f"criterion(): name must be one of {sorted(CRITERIA)}, got {name!r}.")
-    return CRITERIA[name]
+#: The criteria by name (``"snip"``): ``@CRITERIA.register(title=..., help=...)`` on a
+#: :class:`Criterion` subclass registers it under its ``name``, which makes it an
+#: ``ExperimentConfig.method`` too (pruning at initialization).
+CRITERIA: Registry[type[Criterion]] = Registry(
+    "criterion", accepts=(lambda value: isinstance(value, type) and issubclass(value, Criterion), "a Criterion subclass")
+)
 
 
 def prune_at_init(
@@ -155,7 +137,7 @@ def prune_at_init(
 
     Args:
         model: the network, typically freshly initialized; pruned in place.
-        method: a registered criterion class (:data:`CRITERIA`).
+        method: a criterion class (one of :data:`CRITERIA`, or any :class:`Criterion` subclass).
         remaining: the number of weights to keep (an int, not a fraction: for a fraction ``f``
             pass ``round(f * total)``): a total over the prunable layers (global pruning: one
             ranking over all of them), or a count per layer name (layer-wise).

@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lth_prune.criteria.base import Criterion, Scores, preserving_state, register_criterion, score_key, scored_weights
+from lth_prune.criteria.base import CRITERIA, Criterion, Scores, preserving_state, score_key, scored_weights
 from lth_prune.criteria.inputs import Batches, Mode, iter_batches, scoring_mode
 
 __all__ = ["GraSP", "grasp_scores", "grasp_unstructured"]
 
 
-@register_criterion
+@CRITERIA.register(title="GraSP", help="gradient signal preservation w * Hg, one round (Wang et al. 2020)")
 class GraSP(Criterion):
     """Prune the weights of lowest ``w * Hg`` (see :func:`grasp_scores`).
 

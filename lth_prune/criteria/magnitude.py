@@ -9,13 +9,13 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from lth_prune.criteria.base import Criterion, Scores, register_criterion, score_key, scored_weights
+from lth_prune.criteria.base import CRITERIA, Criterion, Scores, score_key, scored_weights
 from lth_prune.criteria.inputs import Batches
 
 __all__ = ["MagnitudeAtInit", "magnitude_at_init_unstructured", "magnitude_scores"]
 
 
-@register_criterion
+@CRITERIA.register(title="magnitude at init", help="the smallest initial weights, one round")
 class MagnitudeAtInit(Criterion):
     """Prune the weights of smallest ``|w|`` (see :func:`magnitude_scores`).
 

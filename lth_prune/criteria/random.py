@@ -10,13 +10,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lth_prune.criteria.base import Criterion, Scores, register_criterion, score_key, scored_weights
+from lth_prune.criteria.base import CRITERIA, Criterion, Scores, score_key, scored_weights
 from lth_prune.criteria.inputs import Batches
 
 __all__ = ["RandomAtInit", "random_at_init_unstructured", "random_scores"]
 
 
-@register_criterion
+@CRITERIA.register(title="random", help="a uniformly random mask, one round")
 class RandomAtInit(Criterion):
     """Prune weights chosen at random (see :func:`random_scores`).
 

@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lth_prune.criteria.base import Criterion, Scores, preserving_state, register_criterion, score_key, scored_weights
+from lth_prune.criteria.base import CRITERIA, Criterion, Scores, preserving_state, score_key, scored_weights
 from lth_prune.criteria.inputs import Batches, Mode, iter_batches, scoring_mode
 
 __all__ = ["SNIP", "snip_scores", "snip_unstructured"]
 
 
-@register_criterion
+@CRITERIA.register(title="SNIP", help="connection sensitivity |g * w| on a few batches, one round (Lee et al. 2019)")
 class SNIP(Criterion):
     """Prune the weights of lowest connection sensitivity ``|g * w|`` (see :func:`snip_scores`).
 

@@ -15,13 +15,13 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from lth_prune.criteria.base import Criterion, Scores, register_criterion, score_key, scored_weights
+from lth_prune.criteria.base import CRITERIA, Criterion, Scores, score_key, scored_weights
 from lth_prune.criteria.inputs import Batches, iter_batches
 
 __all__ = ["SynFlow", "synflow_scores", "synflow_unstructured"]
 
 
-@register_criterion
+@CRITERIA.register(title="SynFlow", help="synaptic flow without data, 100 rounds (Tanaka et al. 2020)")
 class SynFlow(Criterion):
     """Prune the weights of lowest synaptic flow ``w * dR/dw`` (see :func:`synflow_scores`).
 

@@ -1,4 +1,4 @@
-"""Named data sets: ``load_dataset(name)`` and the registry behind it.
+"""Named data sets: ``load_dataset(name)`` and the registry behind it, :data:`DATASETS`.
 
 Every data set goes through :meth:`DataSplits.from_arrays`, so all share the same rules: validation
 is a seeded, stratified hold-out of the training set; normalisation uses the training split only.
@@ -15,8 +15,9 @@ import numpy as np
 from lth_prune.data.files import RawData, read_cifar10, read_mnist_like
 from lth_prune.data.sampling import stratified_indices
 from lth_prune.data.splits import DataSplits
+from lth_prune.registry import Registry
 
-__all__ = ["dataset_names", "load_dataset", "make_synthetic"]
+__all__ = ["DATASETS", "DatasetSource", "load_dataset", "make_synthetic"]
 
 # The held-out validation set of Frankle & Carbin (2019) for MNIST and CIFAR-10.
 PAPER_VAL_SIZE = 5000
@@ -28,26 +29,40 @@ _Reader = Callable[["Path | None", bool], RawData]
 
 
 @dataclass(frozen=True)
-class _DatasetSpec:
-    name: str
-    reader: _Reader
-    default_val_size: int | float
+class DatasetSource:
+    """How :func:`load_dataset` gets a registered data set.
 
-
-_REGISTRY: dict[str, _DatasetSpec] = {}
-
-
-def dataset_names() -> list[str]:
-    """Names accepted by :func:`load_dataset`, sorted.
-
-    Returns:
-        The canonical names, e.g. ``["cifar10", "digits", ...]``.
+    Attributes:
+        read: ``(data_dir, download) -> RawData``: the images and labels of the training and
+            test sets, as on disk (``data_dir`` is ``None`` where the user gave none).
+        default_val_size: the training examples held out for validation where the user gives
+            no ``val_size``: a count, or a fraction in ``[0, 1)``.
 
     Example:
-        >>> dataset_names()
-        ['cifar10', 'digits', 'fashion-mnist', 'mnist', 'synthetic']
+        >>> import numpy as np
+        >>> from lth_prune.data import RawData
+        >>> def read_stripes(data_dir, download):
+        ...     images = np.tile(np.eye(4, dtype=np.float32), (40, 1, 1))
+        ...     labels = np.arange(40) % 2
+        ...     return RawData(images[:30], labels[:30], images[30:], labels[30:], num_classes=2, pixel_scale=1.0)
+        >>> source = DatasetSource(read_stripes, default_val_size=6)
+        >>> source.read(None, False).train_x.shape
+        (30, 4, 4)
+
+        ``DATASETS.register("stripes", source, title="Stripes", help="4x4 stripes")`` then makes
+        it ``load_dataset("stripes")``, ``ExperimentConfig(dataset="stripes")`` and
+        ``lth-prune run --dataset stripes`` (from a ``--plugin`` module).
     """
-    return sorted(spec.name for spec in _REGISTRY.values())
+
+    read: _Reader
+    default_val_size: int | float = 0.1
+
+
+#: The data sets :func:`load_dataset` knows, by name (case, ``-`` and ``_`` ignored):
+#: ``DATASETS.register("name", DatasetSource(read), title=..., help=...)`` adds one.
+DATASETS: Registry[DatasetSource] = Registry(
+    "dataset", normalize=True, accepts=(lambda value: isinstance(value, DatasetSource), "a DatasetSource")
+)
 
 
 def load_dataset(
@@ -70,7 +85,7 @@ def load_dataset(
     have a fixed 20 % stratified test split; the others use their official test sets.
 
     Args:
-        name: a name from :func:`dataset_names`; case, ``-`` and ``_`` are ignored
+        name: a name from :data:`DATASETS`; case, ``-`` and ``_`` are ignored
             (``"FashionMNIST"``, ``"CIFAR-10"``).
         data_dir: directory to search first (and download into); ``None`` means ``~/.cache/lth_prune``.
         val_size: training examples held out for validation, as a count or a fraction in ``[0, 1)``;
@@ -98,23 +113,21 @@ def load_dataset(
     """
     if not isinstance(name, str):
         raise TypeError(f"load_dataset(): name must be a str, got {type(name).__name__}.")
-    spec = _REGISTRY.get(_canonical_key(name))
-    if spec is None:
-        raise ValueError(f"load_dataset(): name must be one of {dataset_names()}, got {name!r}.")
+    entry = DATASETS.entry(name, caller="load_dataset()")
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise TypeError(f"load_dataset(): data_dir must be a str, a path or None, got {type(data_dir).__name__}.")
     if not isinstance(download, bool):
         raise TypeError(f"load_dataset(): download must be a bool, got {type(download).__name__}.")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"load_dataset(): seed must be an int, got {type(seed).__name__}.")
-    raw = spec.reader(Path(data_dir) if data_dir is not None else None, download)
+    raw = entry.value.read(Path(data_dir) if data_dir is not None else None, download)
     return DataSplits.from_arrays(
         raw.train_x,
         raw.train_y,
         raw.test_x,
         raw.test_y,
-        name=spec.name,
-        val_size=spec.default_val_size if val_size is None else val_size,
+        name=entry.name,
+        val_size=entry.value.default_val_size if val_size is None else val_size,
         seed=seed,
         limit=limit,
         num_classes=raw.num_classes,
@@ -171,19 +184,6 @@ def make_synthetic(
     )
 
 
-def _register(name: str, *, default_val_size: int | float) -> Callable[[_Reader], _Reader]:
-    def decorate(reader: _Reader) -> _Reader:
-        _REGISTRY[_canonical_key(name)] = _DatasetSpec(name, reader, default_val_size)
-        return reader
-
-    return decorate
-
-
-def _canonical_key(name: str) -> str:
-    return name.lower().replace("-", "").replace("_", "").replace(" ", "")
-
-
-@_register("digits", default_val_size=0.1)
 def _read_digits(data_dir: Path | None, download: bool) -> RawData:
     # Imported here: scikit-learn costs about a second and only this data set needs it.
     from sklearn.datasets import load_digits
@@ -199,22 +199,18 @@ def _read_digits(data_dir: Path | None, download: bool) -> RawData:
     )
 
 
-@_register("mnist", default_val_size=PAPER_VAL_SIZE)
 def _read_mnist(data_dir: Path | None, download: bool) -> RawData:
     return read_mnist_like("mnist", data_dir, download=download)
 
 
-@_register("fashion-mnist", default_val_size=PAPER_VAL_SIZE)
 def _read_fashion_mnist(data_dir: Path | None, download: bool) -> RawData:
     return read_mnist_like("fashion-mnist", data_dir, download=download)
 
 
-@_register("cifar10", default_val_size=PAPER_VAL_SIZE)
 def _read_cifar10(data_dir: Path | None, download: bool) -> RawData:
     return read_cifar10(data_dir, download=download)
 
 
-@_register("synthetic", default_val_size=0.1)
 def _read_synthetic(data_dir: Path | None, download: bool) -> RawData:
     # The defaults of make_synthetic(); a test pins that both give the same data.
     return _synthetic_raw(512, 4, (1, 8, 8), 0.75, data_seed=0)
@@ -255,3 +251,15 @@ def _synthetic_raw(
         num_classes=num_classes, pixel_scale=1.0,
         class_names=tuple(f"class {index}" for index in range(num_classes)), source="make_synthetic()",
     )
+
+
+DATASETS.register("digits", DatasetSource(_read_digits, 0.1), title="digits (8x8)",
+                  help="scikit-learn's 1,797 8x8 handwritten digits, shipped with it")
+DATASETS.register("mnist", DatasetSource(_read_mnist, PAPER_VAL_SIZE), title="MNIST",
+                  help="the idx files of MNIST in --data-dir")
+DATASETS.register("fashion-mnist", DatasetSource(_read_fashion_mnist, PAPER_VAL_SIZE), title="Fashion-MNIST",
+                  help="the idx files of Fashion-MNIST (Debian: apt-get install dataset-fashion-mnist)")
+DATASETS.register("cifar10", DatasetSource(_read_cifar10, PAPER_VAL_SIZE), title="CIFAR-10",
+                  help="the Python version of CIFAR-10 in --data-dir/cifar-10-batches-py")
+DATASETS.register("synthetic", DatasetSource(_read_synthetic, 0.1), title="synthetic data",
+                  help="512 noisy Gaussian blobs of 4 classes, 1x8x8: for tests and quick examples")

@@ -9,17 +9,24 @@ Example:
 """
 from __future__ import annotations
 
-from lth_prune.imp.config import CONTROLS, METHODS, PRESETS, REWIND_MODES, ExperimentConfig
+from lth_prune.imp.branches import BRANCHES
+from lth_prune.imp.config import PRESETS, ExperimentConfig
 from lth_prune.imp.experiment import run
 from lth_prune.imp.results import METRICS, Results
+from lth_prune.imp.rewinding import REWIND_POLICIES
+from lth_prune.imp.searches import METHODS
+
+# Importing a search registers it (after the settings, which they read).
+from lth_prune.imp.searches import at_init, gradual, iterative  # noqa: E402, F401  isort: skip
 
 __all__ = [
     # settings
     "ExperimentConfig",
     "PRESETS",
-    "REWIND_MODES",
-    "CONTROLS",
+    # what the settings choose from: registries open to a user's own entries
     "METHODS",
+    "REWIND_POLICIES",
+    "BRANCHES",
     # running
     "run",
     # results

@@ -8,29 +8,27 @@ import math
 import numbers
 import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Mapping
 
-from lth_prune.criteria import CRITERIA
+from lth_prune.data import DATASETS
+from lth_prune.imp.branches import BRANCHES
+from lth_prune.imp.rewinding import REWIND_POLICIES
+from lth_prune.imp.searches.base import METHODS
+from lth_prune.models import MODELS
 from lth_prune.models.external import check_external, is_external
-from lth_prune.imp.branches import branch_names
-from lth_prune.imp.rewinding import POLICIES
+from lth_prune.registry import load_plugins
 
-__all__ = ["CONTROLS", "METHODS", "PRESETS", "REWIND_MODES", "ExperimentConfig"]
+__all__ = ["PRESETS", "ExperimentConfig"]
 
-# Both come from their registries: a rewind policy (lth_prune.imp.rewinding) or a branch
-# (lth_prune.imp.branches) added there is a valid setting here and a choice of the CLI.
-# CONTROLS names the built-in branches; validation asks the registry, which also holds any
-# branch registered later.
-REWIND_MODES = tuple(POLICIES)
-CONTROLS = tuple(branch_names())
-# How each level's ticket is found: iterative magnitude pruning, a criterion at initialization
-# (lth_prune.criteria's registry), or gradual magnitude pruning during training.
-METHODS = ("imp", *CRITERIA, "gmp")
+# Settings chosen from a registry (MODELS, DATASETS, METHODS, REWIND_POLICIES, BRANCHES) are
+# checked against it when a config is made, never against a copy: an entry registered later, from
+# a user's module, is a valid setting. The fixed choices:
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DECAYS = ("constant", "cosine", "step")
 # Settings that say how a run executes, not what it computes: they are left out of the run's
 # name and may change when a run is resumed.
-EXECUTION_SETTINGS = ("device", "data_dir", "download", "jobs", "tensorboard")
+EXECUTION_SETTINGS = ("device", "data_dir", "download", "jobs", "tensorboard", "plugins")
 PRUNING_MODES = ("layerwise", "global")
 BATCHNORM_MODES = ("plain", "reestimate")
 
@@ -44,11 +42,11 @@ class ExperimentConfig:
     re-initialization control. ``ExperimentConfig.preset(name)`` gives the paper's settings.
 
     Args:
-        model: a name from :func:`lth_prune.models.names`, or another library's model,
+        model: a name from :data:`lth_prune.models.MODELS`, or another library's model,
             ``"torchvision:<name>"`` or ``"timm:<name>"`` (freshly initialized for the data).
         model_kwargs: keyword arguments for the model's builder, e.g. ``{"image_size": 32}``
             for a torchvision ViT; the data's class count is passed for you.
-        dataset: a name from :func:`lth_prune.data.dataset_names`.
+        dataset: a name from :data:`lth_prune.data.DATASETS`.
         data_dir: where to look for the data set's files first.
         download: let torchvision download MNIST, Fashion-MNIST or CIFAR-10 into ``data_dir``
             when they are not found (needs a network).
@@ -61,27 +59,30 @@ class ExperimentConfig:
         iterations: training length per round in optimizer steps.
         warmup: optimizer steps of linear learning-rate warm-up.
         decay: learning-rate decay after warm-up: ``"constant"``, ``"cosine"`` or ``"step"``.
-        method: how each level's ticket is found: ``"imp"`` (iterative magnitude pruning of the
-            trained network, rewound), a criterion that prunes the freshly initialized network
-            to the level's sparsity (``"snip"``, ``"grasp"``, ``"synflow"``,
-            ``"magnitude-init"``, ``"random"``), or ``"gmp"`` (gradual magnitude pruning to the
-            level's sparsity during training, from 10 % to 75 % of the steps).
+        method: how each level's ticket is found, a name from
+            :data:`lth_prune.imp.METHODS`: ``"imp"`` (iterative magnitude pruning of the
+            trained network, rewound), ``"gmp"`` (gradual magnitude pruning to the level's
+            sparsity during training, from 10 % to 75 % of the steps), or a criterion that
+            prunes the freshly initialized network to the level's sparsity (``"snip"``,
+            ``"grasp"``, ``"synflow"``, ``"magnitude-init"``, ``"random"``).
         rounds: pruning rounds; the run has ``rounds + 1`` levels (level 0 is dense).
         pruning: ``"layerwise"`` (each layer at its own rate) or ``"global"`` (one ranking);
-            ``None`` is ``"global"`` for the criteria at initialization and ``"layerwise"`` for
-            imp and gmp.
+            ``None`` is the method's own default: ``"global"`` for the criteria at
+            initialization, ``"layerwise"`` for imp and gmp.
         rate: fraction of remaining weights pruned per round: the fully connected rate when
             layer-wise, the overall rate when global.
         conv_rate: the convolution rate when layer-wise.
         output_rate: the output layer's rate when layer-wise; ``None`` is ``rate / 2``.
         exclude: layer names never pruned.
-        rewind: ``"init"`` (to initialization), ``"step"`` (to ``rewind_step``, late
-            rewinding), ``"lr"`` (keep weights, replay the learning-rate schedule) or
-            ``"finetune"`` (keep weights, train at the schedule's final learning rate).
+        rewind: a name from :data:`lth_prune.imp.rewinding.REWIND_POLICIES`: ``"init"`` (to
+            initialization), ``"step"`` (to ``rewind_step``, late rewinding), ``"lr"`` (keep
+            weights, replay the learning-rate schedule) or ``"finetune"`` (keep weights, train at
+            the schedule's final learning rate).
         rewind_step: the optimizer step rewound to when ``rewind="step"``.
         one_shot: prune to each level's sparsity in one step from the dense trained network
             instead of iteratively.
-        controls: the branches trained next to the ticket at every level:
+        controls: the branches trained next to the ticket at every level, names from
+            :data:`lth_prune.imp.branches.BRANCHES`:
             ``"random_reinit"`` (the ticket's mask on a fresh initialization),
             ``"random_pruning"`` (a random mask with the ticket's per-layer sparsity),
             ``"inverted_scores"`` (keep what the method would prune) and ``"stability"`` (two
@@ -108,6 +109,11 @@ class ExperimentConfig:
             lth_prune[tensorboard]``. ``None``: no logs.
         jobs: seeds run side by side in this many processes (each with its share of the CPU
             threads); under ``torchrun`` seeds run one after the other.
+        plugins: modules (importable names, or paths of ``.py`` files) that register models,
+            data sets, methods, branches or rewind modes of your own; imported before the other
+            settings are checked, and again wherever the settings are read back (worker
+            processes, sweep jobs, a resumed run, ``lth-prune report`` and ``compare``). See
+            :func:`lth_prune.registry.load_plugins`.
     """
 
     model: str = "lenet300_100"
@@ -147,9 +153,10 @@ class ExperimentConfig:
     device: str = "auto"
     jobs: int = 1
     tensorboard: str | None = None
+    plugins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("exclude", "controls", "seeds", "stability_levels"):
+        for name in ("exclude", "controls", "seeds", "stability_levels", "plugins"):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
                 object.__setattr__(self, name, tuple(value))
@@ -161,7 +168,18 @@ class ExperimentConfig:
         for name in ("data_dir", "tensorboard"):
             if isinstance(getattr(self, name), os.PathLike):
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
+        # A plugin file is named by its absolute path, so workers and later runs find it anywhere.
+        object.__setattr__(self, "plugins", tuple(
+            str(Path(plugin).resolve()) if isinstance(plugin, str) and plugin.endswith(".py") else plugin
+            for plugin in self.plugins
+        ))
+        load_plugins(self.plugins, "ExperimentConfig")
         _validate(self)
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        # Rebuilt from its settings in another process, so that its plugins are imported there
+        # before anything looks up the names they register.
+        return (ExperimentConfig.from_dict, (self.to_dict(),))
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> ExperimentConfig:
@@ -202,8 +220,9 @@ class ExperimentConfig:
 
     @property
     def pruning_mode(self) -> str:
-        """``pruning``, or where it is ``None`` the method's default: ``"global"`` for the
-        criteria at initialization, ``"layerwise"`` for imp and gmp.
+        """``pruning``, or where it is ``None`` the method's default (its search's
+        ``default_pruning``): ``"global"`` for the criteria at initialization, ``"layerwise"``
+        for imp and gmp.
 
         Example:
             >>> ExperimentConfig().pruning_mode, ExperimentConfig(method="snip").pruning_mode
@@ -211,7 +230,7 @@ class ExperimentConfig:
         """
         if self.pruning is not None:
             return self.pruning
-        return "global" if self.method in CRITERIA else "layerwise"
+        return METHODS.get(self.method).default_pruning
 
     def replace(self, **changes: Any) -> ExperimentConfig:
         """A copy with ``changes`` applied (and validated)."""
@@ -278,34 +297,28 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def _validate(config: ExperimentConfig) -> None:
-    from lth_prune.data import dataset_names
-    from lth_prune.models import names as model_names
-
     if is_external(config.model):
         try:
             check_external(config.model)
         except ValueError as error:
             raise ValueError(f"ExperimentConfig: {error}") from None
-    else:
-        _choice(config, "model", model_names() + ["torchvision:<name>", "timm:<name>"], normalize=True)
+    elif not isinstance(config.model, str) or config.model not in MODELS:
+        raise ValueError(
+            f"ExperimentConfig: model must be one of {MODELS.names()}, or 'torchvision:<name>' or 'timm:<name>', "
+            f"got {config.model!r}."
+        )
     if config.model_kwargs is not None and (
         not isinstance(config.model_kwargs, dict) or not all(isinstance(key, str) for key in config.model_kwargs)
     ):
         raise TypeError(f"ExperimentConfig: model_kwargs must be a dict of keyword arguments or None, got {config.model_kwargs!r}.")
-    _choice(config, "dataset", dataset_names(), normalize=True)
+    DATASETS.entry(config.dataset, caller="ExperimentConfig")
     _choice(config, "optimizer", OPTIMIZERS)
     _choice(config, "decay", DECAYS)
-    if config.method not in ("imp", "gmp") and config.method not in CRITERIA:
-        raise ValueError(f"ExperimentConfig: method must be one of {['imp', *CRITERIA, 'gmp']}, got {config.method!r}.")
+    search = METHODS.get(config.method, caller="ExperimentConfig")
     if config.pruning is not None:
         _choice(config, "pruning", PRUNING_MODES)
-    if config.method != "imp" and (config.rewind != "init" or config.one_shot):
-        raise ValueError(
-            f"ExperimentConfig: rewind and one_shot describe IMP; method {config.method!r} trains each level from "
-            f"initialization, so it needs rewind='init' and one_shot=False, got rewind={config.rewind!r} and "
-            f"one_shot={config.one_shot}."
-        )
-    _choice(config, "rewind", REWIND_MODES)
+    policy = REWIND_POLICIES.get(config.rewind, caller="ExperimentConfig")
+    search.validate(config, config.method)
     for name in ("lr", "epochs"):
         _number(config, name, low=0.0, low_open=True)
     for name in ("momentum", "sparse_density"):
@@ -327,10 +340,8 @@ def _validate(config: ExperimentConfig) -> None:
     if config.val_size is not None:
         _number(config, "val_size", low=0.0, low_open=True)
     for control in config.controls:
-        if control not in branch_names():
-            raise ValueError(
-                f"ExperimentConfig: controls must hold names from {branch_names()}, got {control!r}."
-            )
+        if control not in BRANCHES:
+            raise ValueError(f"ExperimentConfig: controls must hold names from {BRANCHES.names()}, got {control!r}.")
     if len(set(config.controls)) != len(config.controls):
         raise ValueError(f"ExperimentConfig: controls must be distinct, got {list(config.controls)!r}.")
     if not config.seeds or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in config.seeds):
@@ -344,7 +355,6 @@ def _validate(config: ExperimentConfig) -> None:
             f"ExperimentConfig: stability_levels must be pruned levels, ints in [1, rounds={config.rounds}], "
             f"got {list(config.stability_levels)!r}."
         )
-    policy = POLICIES[config.rewind]
     policy.validate(config.rewind_step, config.one_shot)
     if config.iterations is not None:
         policy(config.rewind_step).check_length(config.iterations, "ExperimentConfig")
@@ -375,17 +385,9 @@ def _validate(config: ExperimentConfig) -> None:
         )
 
 
-def _normalized(name: str) -> str:
-    return name.lower().replace("-", "").replace("_", "")
-
-
-def _choice(config: ExperimentConfig, name: str, valid: tuple[str, ...] | list[str], normalize: bool = False) -> None:
+def _choice(config: ExperimentConfig, name: str, valid: tuple[str, ...]) -> None:
     value = getattr(config, name)
-    if normalize and isinstance(value, str):
-        found = value in valid or _normalized(value) in {_normalized(v) for v in valid}
-    else:
-        found = value in valid
-    if not isinstance(value, str) or not found:
+    if not isinstance(value, str) or value not in valid:
         raise ValueError(f"ExperimentConfig: {name} must be one of {list(valid)}, got {value!r}.")
 
 

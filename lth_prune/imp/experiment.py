@@ -21,13 +21,13 @@ from tqdm.auto import tqdm
 
 from lth_prune import distributed
 from lth_prune.data import DataSplits
-from lth_prune.imp.branches import LevelTicket, get_branch
+from lth_prune.imp.branches import BRANCHES, LevelTicket
 from lth_prune.imp.config import EXECUTION_SETTINGS, ExperimentConfig
 from lth_prune.imp.jobs import map_in_workers
 from lth_prune.imp.phases import sparsity_record, train_network, trainer
 from lth_prune.imp.results import Results
 from lth_prune.imp.rundir import RunStore
-from lth_prune.imp.searches import search_for
+from lth_prune.imp.searches import METHODS
 from lth_prune.imp.setup import ModelSource, Setup, prepare
 from lth_prune.imp.tensorboard import RunLogger
 from lth_prune.masks import get_masks
@@ -90,7 +90,7 @@ def run(
         _check_run_dir(config, store, run_dir, resume)
         setup = prepare(config, model, data, progress, device=rank_device)
         setup.policy.check_length(setup.iterations, "run()")
-        search_for(config.method).check(setup)
+        METHODS.get(config.method).check(setup)
         if distributed.world_size() > 1:
             torch.distributed.barrier()  # every rank has checked run_dir before rank 0 writes
         writer = store if distributed.is_main_process() else None
@@ -196,7 +196,7 @@ def _level_loop(
     setup: Setup, seed: int, store: RunStore | None, writer: RunStore | None, log: RunLogger | None
 ) -> list[dict[str, Any]]:
     config = setup.config
-    search = search_for(config.method)(setup, seed)
+    search = METHODS.get(config.method)(setup, seed)
     records = _finished_records(store, seed)[: config.rounds + 1]
     if store is not None and records:
         for level in range(len(records)):
@@ -210,7 +210,7 @@ def _level_loop(
         started = time.perf_counter()
         # Present at level 0 too, unmeasured, so every level has the same keys.
         record: dict[str, Any] = {"level": level, "seed": seed, "no_retrain_accuracy": None}
-        record.update({metric: None for name in config.controls for metric in get_branch(name).metrics})
+        record.update({metric: None for name in config.controls for metric in BRANCHES.get(name).metrics})
         start = search.level(level)
         record.update(start.measured)
         record.update(train_network(
@@ -225,11 +225,11 @@ def _level_loop(
         if level > 0:
             ticket = LevelTicket(level, seed, get_masks(net), search.rewind_point, setup.build, scores=start.scores)
             for name in config.controls:
-                record.update(get_branch(name).run(ticket, trainer(setup, seed, level, log)))
+                record.update(BRANCHES.get(name)().run(ticket, trainer(setup, seed, level, log)))
         record["seconds"] = time.perf_counter() - started
         records.append(record)
         if log is not None:
-            log.level(record, net, [metric for name in config.controls for metric in get_branch(name).metrics])
+            log.level(record, net, [metric for name in config.controls for metric in BRANCHES.get(name).metrics])
         if writer is not None:
             if level == 0:
                 writer.save_rewind_point(seed, search.rewind_point)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from lth_prune.imp.branches import branch_names, get_branch
+from lth_prune.imp.branches import BRANCHES
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.rundir import RunStore
 
@@ -36,7 +36,7 @@ def _metric_names() -> tuple[str, ...]:
         "val_accuracy",
         "early_stop_iteration",
         "early_stop_test_accuracy",
-        *(metric for name in branch_names() for metric in get_branch(name).metrics),
+        *(metric for name in BRANCHES.names() for metric in BRANCHES.get(name).metrics),
         "seconds",
         "iterations",
     )
@@ -93,8 +93,8 @@ class Results:
         """The branches this run measured (``config.controls`` that recorded a value), in
         registry order: what tables and figures show next to the ticket."""
         return [
-            name for name in branch_names()
-            if any(level.get(metric) is not None for level in self.levels for metric in get_branch(name).metrics)
+            name for name in BRANCHES.names()
+            if any(level.get(metric) is not None for level in self.levels for metric in BRANCHES.get(name).metrics)
         ]
 
     def to_dict(self) -> dict[str, Any]:

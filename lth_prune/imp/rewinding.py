@@ -5,14 +5,15 @@ weights are reset and to what (the rewind point, taken at optimizer step :attr:`
 level 0), at which step of the learning-rate schedule the ticket's training starts, and which
 schedule it replays. The level loop asks the policy; nothing else interprets ``config.rewind``.
 
-Adding a rewind mode is one subclass here, registered in :data:`POLICIES`.
+Adding a rewind mode is one :class:`RewindPolicy` subclass, here or in a user's ``--plugin``
+module, registered with ``@REWIND_POLICIES.register(title=..., help=...)``.
 
 Example:
     >>> from lth_prune.training import LearningRateSchedule
-    >>> policy = policy_for("step", rewind_step=100)
+    >>> policy = REWIND_POLICIES.get("step")(rewind_step=100)
     >>> policy.resets_weights, policy.point_step, policy.start_step(level=3)
     (True, 100, 100)
-    >>> round(policy_for("finetune").schedule(LearningRateSchedule(0.1, 1000, decay="step"), level=2).lr, 6)
+    >>> round(REWIND_POLICIES.get("finetune")().schedule(LearningRateSchedule(0.1, 1000, decay="step"), level=2).lr, 6)
     0.001
 """
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import ClassVar
 
 from torch import Tensor
 
+from lth_prune.registry import Registry
 from lth_prune.training import LearningRateSchedule
 
-__all__ = ["POLICIES", "RewindPoint", "RewindPolicy", "policy_for"]
+__all__ = ["REWIND_POLICIES", "RewindPoint", "RewindPolicy"]
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,11 @@ class RewindPolicy:
         rewind_step: the optimizer step of the rewind point; only :class:`StepRewind` uses it.
 
     Attributes:
-        mode: the ``ExperimentConfig.rewind`` value.
+        name: the ``ExperimentConfig.rewind`` value it is registered under.
         resets_weights: whether the survivors go back to the rewind point after pruning.
     """
 
-    mode: ClassVar[str] = ""
+    name: ClassVar[str] = ""
     resets_weights: ClassVar[bool] = True
 
     def __init__(self, rewind_step: int = 0) -> None:
@@ -71,14 +73,14 @@ class RewindPolicy:
         """
         if rewind_step != 0:
             raise ValueError(
-                f"ExperimentConfig: rewind_step is only used with rewind='step', got rewind={cls.mode!r} "
+                f"ExperimentConfig: rewind_step is only used with rewind='step', got rewind={cls.name!r} "
                 f"and rewind_step={rewind_step}."
             )
         if one_shot and not cls.resets_weights:
-            resetting = [mode for mode, policy in POLICIES.items() if policy.resets_weights]
+            resetting = [name for name in REWIND_POLICIES.names() if REWIND_POLICIES.get(name).resets_weights]
             raise ValueError(
                 f"ExperimentConfig: one_shot needs a rewind to weights (rewind={' or '.join(map(repr, resetting))}), "
-                f"got {cls.mode!r}."
+                f"got {cls.name!r}."
             )
 
     @property
@@ -112,17 +114,32 @@ class RewindPolicy:
         return "winning ticket"
 
 
+
+#: The rewind modes by ``ExperimentConfig.rewind`` value: ``@REWIND_POLICIES.register(title=...,
+#: help=...)`` on a :class:`RewindPolicy` subclass registers it under its ``name``.
+REWIND_POLICIES: Registry[type[RewindPolicy]] = Registry(
+    "rewind", accepts=(lambda value: isinstance(value, type) and issubclass(value, RewindPolicy), "a RewindPolicy subclass")
+)
+
+@REWIND_POLICIES.register(
+    title="rewind to initialization",
+    help="survivors back to their initial values; the full schedule (Frankle & Carbin 2019)",
+)
 class InitRewind(RewindPolicy):
     """``"init"``: survivors back to their initial values; the full schedule (Frankle & Carbin, 2019)."""
 
-    mode = "init"
+    name = "init"
 
 
+@REWIND_POLICIES.register(
+    title="late rewinding",
+    help="survivors back to their values after --rewind-step; the schedule resumes there (Frankle et al. 2020)",
+)
 class StepRewind(RewindPolicy):
     """``"step"``: survivors back to their values after step k; the schedule resumes at k
     (late rewinding, Frankle et al., 2020)."""
 
-    mode = "step"
+    name = "step"
 
     @classmethod
     def validate(cls, rewind_step: int, one_shot: bool) -> None:
@@ -152,11 +169,15 @@ class StepRewind(RewindPolicy):
         return f"winning ticket (rewind to step {self.rewind_step})"
 
 
+@REWIND_POLICIES.register(
+    title="learning-rate rewinding",
+    help="survivors keep their trained values; the whole schedule is replayed (Renda et al. 2020)",
+)
 class LearningRateRewind(RewindPolicy):
     """``"lr"``: survivors keep their trained values; the whole schedule is replayed from step 0
     (Renda et al., 2020)."""
 
-    mode = "lr"
+    name = "lr"
     resets_weights = False
 
     @property
@@ -168,11 +189,15 @@ class LearningRateRewind(RewindPolicy):
         return "IMP, learning-rate rewinding"
 
 
+@REWIND_POLICIES.register(
+    title="fine-tuning",
+    help="survivors keep their trained values and train at the schedule's final learning rate",
+)
 class FineTune(RewindPolicy):
     """``"finetune"``: survivors keep their trained values and train on at the schedule's final
     learning rate."""
 
-    mode = "finetune"
+    name = "finetune"
     resets_weights = False
 
     @property
@@ -187,23 +212,3 @@ class FineTune(RewindPolicy):
     @property
     def ticket_label(self) -> str:
         return "IMP, fine-tuning"
-
-
-POLICIES: dict[str, type[RewindPolicy]] = {
-    policy.mode: policy for policy in (InitRewind, StepRewind, LearningRateRewind, FineTune)
-}
-
-
-def policy_for(mode: str, rewind_step: int = 0) -> RewindPolicy:
-    """The policy of a rewind mode.
-
-    Args:
-        mode: a key of :data:`POLICIES`.
-        rewind_step: the rewind point's step (``"step"`` only).
-
-    Raises:
-        ValueError: if ``mode`` is not a rewind mode (the message lists them).
-    """
-    if mode not in POLICIES:
-        raise ValueError(f"policy_for(): mode must be one of {list(POLICIES)}, got {mode!r}.")
-    return POLICIES[mode](rewind_step)

@@ -18,10 +18,10 @@ from torch import nn
 
 from lth_prune import distributed, models
 from lth_prune.data import DataSplits, InMemoryLoader, load_dataset, random_crop_flip
-from lth_prune.imp.branches import get_branch
+from lth_prune.imp.branches import BRANCHES
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.pruning import check_pruning
-from lth_prune.imp.rewinding import RewindPolicy, policy_for
+from lth_prune.imp.rewinding import REWIND_POLICIES, RewindPolicy
 from lth_prune.imp.tensorboard import check_tensorboard
 from lth_prune.models.external import is_external
 from lth_prune.training import LearningRateSchedule
@@ -121,7 +121,7 @@ def prepare(
         })
     per_epoch = math.ceil(len(data.train_y) / config.batch_size)
     iterations = config.iterations or max(1, math.ceil(config.epochs * per_epoch))
-    policy = policy_for(config.rewind, config.rewind_step)
+    policy = REWIND_POLICIES.get(config.rewind)(config.rewind_step)
     if config.warmup >= iterations:
         raise ValueError(
             f"{caller}: warmup must be shorter than the iterations per round ({iterations}), got {config.warmup}."
@@ -137,7 +137,7 @@ def prepare(
         policy=policy, progress=progress and distributed.is_main_process(),
         val_loader=InMemoryLoader(data.val_x, data.val_y, EVAL_BATCH, shuffle=False),
         test_loader=InMemoryLoader(data.test_x, data.test_y, EVAL_BATCH, shuffle=False),
-        needs_scores=any(get_branch(name).needs_scores for name in config.controls),
+        needs_scores=any(BRANCHES.get(name).needs_scores for name in config.controls),
         _factory=factory,
     )
 

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 from lth_prune.models.network import Network
 from lth_prune.models.paper import Conv2, Conv4, Conv6, LeNet300_100
-from lth_prune.models.registry import get, names, register_model
+from lth_prune.models.build import MODELS, get
 from lth_prune.models.resnet import ResNet20
 from lth_prune.models.vgg import VGG16
 
 __all__ = [
     # Registry
+    "MODELS",
     "get",
-    "names",
-    "register_model",
     # The project's original CIFAR-10 CNN
     "Network",
     # Frankle & Carbin 2019

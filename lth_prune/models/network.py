@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lth_prune.models.registry import (
+from lth_prune.models.build import (
     flattened_size,
-    register_model,
+    MODELS,
     validate_input_shape,
     validate_num_classes,
 )
@@ -14,7 +14,10 @@ from lth_prune.models.registry import (
 __all__ = ["Network"]
 
 
-@register_model("network")
+@MODELS.register(
+    "network", title="Network",
+    help="the project's original CIFAR-10 CNN: five convolutions, fc 4096, 4096, out",
+)
 class Network(nn.Module):
     """AlexNet-style CIFAR-10 CNN: the network this project started from.
 

@@ -11,9 +11,9 @@ from typing import Sequence, Union
 import torch
 from torch import nn
 
-from lth_prune.models.registry import (
+from lth_prune.models.build import (
     flattened_size,
-    register_model,
+    MODELS,
     validate_input_shape,
     validate_num_classes,
 )
@@ -61,7 +61,7 @@ class _GlorotConvNet(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-@register_model("conv2")
+@MODELS.register("conv2", title="Conv-2", help="conv 64, 64, pool; fc 256, 256, out (Frankle & Carbin 2019)")
 class Conv2(_GlorotConvNet):
     """Conv-2 of Frankle & Carbin 2019 (Fig. 2): conv 64, 64, pool; fc 256, 256, num_classes.
 
@@ -90,7 +90,10 @@ class Conv2(_GlorotConvNet):
         )
 
 
-@register_model("conv4")
+@MODELS.register(
+    "conv4", title="Conv-4",
+    help="conv 64, 64, pool, 128, 128, pool; fc 256, 256, out (Frankle & Carbin 2019)",
+)
 class Conv4(_GlorotConvNet):
     """Conv-4 of Frankle & Carbin 2019 (Fig. 2): conv 64, 64, pool, 128, 128, pool; fc 256, 256.
 
@@ -122,7 +125,10 @@ class Conv4(_GlorotConvNet):
         )
 
 
-@register_model("conv6")
+@MODELS.register(
+    "conv6", title="Conv-6",
+    help="conv 64, 64, pool, 128, 128, pool, 256, 256, pool; fc 256, 256, out (Frankle & Carbin 2019)",
+)
 class Conv6(_GlorotConvNet):
     """Conv-6 of Frankle & Carbin 2019 (Fig. 2): conv 64, 64, pool, 128, 128, pool, 256, 256, pool.
 
@@ -155,7 +161,7 @@ class Conv6(_GlorotConvNet):
         )
 
 
-@register_model("lenet300_100")
+@MODELS.register("lenet300_100", title="LeNet-300-100", help="fc 300, 100, out (Frankle & Carbin 2019)")
 class LeNet300_100(nn.Module):
     """LeNet-300-100 of Frankle & Carbin 2019 (Fig. 2): flatten; fc 300, 100, num_classes.
 

@@ -5,14 +5,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lth_prune.models.registry import register_model, validate_input_shape, validate_num_classes
+from lth_prune.models.build import MODELS, validate_input_shape, validate_num_classes
 
 __all__ = ["ResNet20"]
 
 _SHORTCUTS = ("conv", "pad")
 
 
-@register_model("resnet20")
+@MODELS.register(
+    "resnet20", title="ResNet-20",
+    help="CIFAR ResNet of 3 stages of 3 basic blocks (He et al. 2016; open_lth)",
+)
 class ResNet20(nn.Module):
     """ResNet-20 for CIFAR-10 (He et al. 2016, "Deep Residual Learning", Section 4.2).
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lth_prune.models.registry import register_model, validate_input_shape, validate_num_classes
+from lth_prune.models.build import MODELS, validate_input_shape, validate_num_classes
 
 __all__ = ["VGG16"]
 
@@ -14,7 +14,10 @@ __all__ = ["VGG16"]
 _PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 
 
-@register_model("vgg16")
+@MODELS.register(
+    "vgg16", title="VGG-16",
+    help="13 convolutions with BatchNorm, one fc output layer (open_lth's CIFAR VGG-16)",
+)
 class VGG16(nn.Module):
     """VGG-16 with BatchNorm for CIFAR-10, as in Frankle et al. 2020 and open_lth.
 

@@ -16,19 +16,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from lth_prune.imp import ExperimentConfig, Results
-from lth_prune.imp.branches import get_branch
-from lth_prune.imp.rewinding import policy_for
+from lth_prune.data import DATASETS
+from lth_prune.imp.branches import BRANCHES
+from lth_prune.imp.rewinding import REWIND_POLICIES
+from lth_prune.imp.searches import METHODS
+from lth_prune.models import MODELS
 from lth_prune.report.tables import percent_labels
 
 FIGURE_FORMATS = ("png", "svg")
-MODEL_TITLES = {
-    "lenet300_100": "LeNet-300-100", "conv2": "Conv-2", "conv4": "Conv-4", "conv6": "Conv-6",
-    "network": "Network", "resnet20": "ResNet-20", "vgg16": "VGG-16",
-}
-DATASET_TITLES = {
-    "digits": "digits (8x8)", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST",
-    "cifar10": "CIFAR-10", "synthetic": "synthetic data",
-}
 # Frankle & Carbin draw tickets solid and controls dashed; colours are matplotlib's default
 # cycle, the ticket C0 and the branches from C1 on, in the order of the branch registry.
 TICKET_STYLE: dict[str, Any] = dict(color="C0", linestyle="-", marker="o")
@@ -50,13 +45,13 @@ def check_results(function: str, results: Results) -> None:
 def branch_curves(results: Results) -> list[tuple[str, str, dict[str, Any]]]:
     """``(metric, label, style)`` of each branch whose accuracy the run measured, in registry order."""
     curves = []
-    for index, name in enumerate(name for name in results.branches if get_branch(name).accuracy):
-        branch = get_branch(name)
+    for index, name in enumerate(name for name in results.branches if BRANCHES.get(name).accuracy):
+        branch = BRANCHES.get(name)
         style = dict(
             color=f"C{1 + index % 6}", linestyle=_BRANCH_LINES[index % len(_BRANCH_LINES)],
             marker=_BRANCH_MARKERS[index % len(_BRANCH_MARKERS)],
         )
-        curves.append((branch.metrics[0], branch.label, style))
+        curves.append((branch.metrics[0], BRANCHES.title(name), style))
     return curves
 
 
@@ -125,19 +120,26 @@ def sparsity_axis(axes: Any, levels: Sequence[dict[str, Any]]) -> None:
 
 
 def run_title(config: ExperimentConfig, several: bool) -> str:
-    """``"<model> on <data set>"`` and a line saying how it was pruned and rewound."""
-    model = MODEL_TITLES.get(config.model, config.model)
-    dataset = DATASET_TITLES.get(config.dataset, config.dataset)
-    schedule = "one-shot" if config.one_shot else "iterative"
+    """``"<model> on <data set>"`` and a line saying how it was pruned (and rewound), by the titles
+    the registries hold."""
+    model = MODELS.title(config.model)
+    dataset = DATASETS.title(config.dataset)
     pruning = "layer-wise" if config.pruning_mode == "layerwise" else "global"
-    rewind = policy_for(config.rewind, config.rewind_step).description
+    if METHODS.get(config.method).rewinds:
+        schedule = "one-shot" if config.one_shot else "iterative"
+        how = f"{schedule} {pruning} pruning, {_policy(config).description}"
+    else:
+        how = f"{METHODS.title(config.method)}, {pruning} pruning"
     seeds = f", mean ± std of {len(config.seeds)} seeds" if several else ""
-    return f"{model} on {dataset}\n{schedule} {pruning} pruning, {rewind}{seeds}"
+    return f"{model} on {dataset}\n{how}{seeds}"
 
 
 def ticket_label(config: ExperimentConfig) -> str:
-    """What the legend calls the retrained pruned network under the run's rewind mode."""
-    return policy_for(config.rewind, config.rewind_step).ticket_label
+    """What the legend calls the retrained pruned network: the rewind mode's name for it where
+    the method rewinds (IMP), else the method's title."""
+    if METHODS.get(config.method).rewinds:
+        return _policy(config).ticket_label
+    return METHODS.title(config.method)
 
 
 def save_figure(figure: Figure, stem: Path) -> list[Path]:
@@ -160,3 +162,7 @@ def save_figure(figure: Figure, stem: Path) -> list[Path]:
 def measured(value: Any) -> bool:
     """Whether a level holds a value for a key (not missing, not NaN)."""
     return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _policy(config: ExperimentConfig) -> Any:
+    return REWIND_POLICIES.get(config.rewind)(config.rewind_step)

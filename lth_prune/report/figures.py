@@ -12,13 +12,13 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from lth_prune.data import DATASETS
 from lth_prune.imp import Results
 from lth_prune.imp.rundir import RunStore
+from lth_prune.models import MODELS
 from lth_prune.report._cells import several_seeds
 from lth_prune.report._drawing import (
-    DATASET_TITLES,
     FIGURE_FORMATS,
-    MODEL_TITLES,
     NO_RETRAIN_STYLE,
     TICKET_STYLE,
     branch_curves,
@@ -149,9 +149,9 @@ def plot_transfer(results: Results, out_dir: str | os.PathLike[str], transfer: d
     check_results("plot_transfer", results)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = MODEL_TITLES.get(results.config.model, results.config.model)
-    source = DATASET_TITLES.get(transfer.get("source_dataset", ""), transfer.get("source_dataset", "another data set"))
-    target = DATASET_TITLES.get(results.config.dataset, results.config.dataset)
+    model = MODELS.title(results.config.model)
+    source = DATASETS.title(transfer.get("source_dataset", "another data set"))
+    target = DATASETS.title(results.config.dataset)
     resized = f"images resized to {'x'.join(map(str, transfer['input_shape'][1:]))}, " if transfer.get("resized") else ""
     output = "new output layer" if transfer.get("output_layer") == "new" else "output layer transferred"
     title = f"{model}: tickets found on {source}, trained on {target}\n{resized}{output}"

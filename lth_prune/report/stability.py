@@ -8,11 +8,12 @@ from typing import Any, Mapping, Sequence
 
 from matplotlib.figure import Figure
 
+from lth_prune.data import DATASETS
 from lth_prune.imp import Results
 from lth_prune.imp.stability import RewindStability
+from lth_prune.models import MODELS
 from lth_prune.report._cells import several_seeds
 from lth_prune.report._drawing import (
-    MODEL_TITLES,
     check_results,
     curve,
     legend,
@@ -132,7 +133,7 @@ def plot_rewind_stability(result: RewindStability, out_dir: str | os.PathLike[st
     out.mkdir(parents=True, exist_ok=True)
     config = result.config
     seeds = f", mean of {len(config.seeds)} seeds" if len(config.seeds) > 1 else ""
-    title = f"{MODEL_TITLES.get(config.model, config.model)} on {config.dataset}: dense network{seeds}"
+    title = f"{MODELS.title(config.model)} on {DATASETS.title(config.dataset)}: dense network{seeds}"
     written = save_figure(rewind_stability_figure(result.steps, result.instability, result.spread, title=title),
                           out / "stability_rewind")
     paths = {f"k = {k}": errors for k, errors in zip(result.steps, result.errors)}

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 from tabulate import tabulate
 
 from lth_prune.imp import Results
-from lth_prune.imp.branches import get_branch
+from lth_prune.imp.branches import BRANCHES
 from lth_prune.report._cells import check_table_format, format_cell, several_seeds
 
 __all__ = ["format_table", "percent_labels"]
@@ -51,7 +51,7 @@ def format_table(results: Results, *, tablefmt: str = "github") -> str:
     candidates = [
         ("test_accuracy", "test accuracy (%)", True),
         ("no_retrain_accuracy", "no retraining (%)", True),
-        *((get_branch(name).metrics[0], f"{get_branch(name).label} (%)", True) for name in results.branches),
+        *((BRANCHES.get(name).metrics[0], f"{BRANCHES.title(name)} (%)", True) for name in results.branches),
         ("early_stop_iteration", "early stop (iteration)", False),
     ]
     columns = [c for c in candidates if any(level.get(c[0]) is not None for level in levels)]

@@ -19,22 +19,22 @@ and the stability analysis of Frankle et al. (ICML 2020):
 * ``stability`` (:mod:`~lth_prune.imp.branches.stability`): two copies from the ticket's start,
   the error along the line between them.
 
-Adding a branch is one module here: a :class:`Branch` subclass decorated with
-:func:`register_branch`, imported below. Results, tables, figures and ``lth-prune compare`` take
-its metrics and label from the registry and never name a branch.
+Adding a branch is one module here (or in a user's ``--plugin`` module): a :class:`Branch`
+subclass decorated with ``@BRANCHES.register(title=..., help=...)``. Results, tables, figures
+and ``lth-prune compare`` take its metrics and title from the registry and never name a branch.
 
 Example:
-    >>> branch_names()
+    >>> BRANCHES.names()
     ['random_reinit', 'random_pruning', 'inverted_scores', 'stability']
-    >>> get_branch("random_pruning").label, get_branch("random_pruning").metrics
+    >>> BRANCHES.title("random_pruning"), BRANCHES.get("random_pruning").metrics
     ('random pruning', ('random_pruning_accuracy',))
 """
 from __future__ import annotations
 
-from lth_prune.imp.branches.base import Branch, LevelTicket, Trainer, branch_names, get_branch, register_branch
+from lth_prune.imp.branches.base import BRANCHES, Branch, LevelTicket, Trainer
 
 # Importing a branch module registers it; this order is the order of columns, curves and
 # results.csv fields.
 from lth_prune.imp.branches import random_reinit, random_pruning, inverted_scores, stability  # noqa: E402, F401  isort: skip
 
-__all__ = ["Branch", "LevelTicket", "Trainer", "branch_names", "get_branch", "register_branch"]
+__all__ = ["BRANCHES", "Branch", "LevelTicket", "Trainer"]

@@ -1,14 +1,15 @@
-"""What every branch shares: :class:`Branch`, what it is given (:class:`LevelTicket`), the registry."""
+"""What every branch shares: :class:`Branch`, what it is given (:class:`LevelTicket`), the registry :data:`BRANCHES`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol, TypeVar
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol
 
 from torch import Tensor, nn
 
 from lth_prune.imp.rewinding import RewindPoint
+from lth_prune.registry import Registry
 
-__all__ = ["Batches", "Branch", "LevelTicket", "Trainer", "branch_names", "get_branch", "register_branch"]
+__all__ = ["BRANCHES", "Batches", "Branch", "LevelTicket", "Trainer"]
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 
@@ -64,14 +65,14 @@ class LevelTicket:
 class Branch:
     """A network trained from a level's ticket next to it, with the same schedule and data.
 
-    A subclass sets :attr:`name` and :attr:`label`, implements :meth:`network` and may change
-    :meth:`start_step`, :attr:`metrics`, :meth:`record` or :meth:`run`; registering it with
-    :func:`register_branch` makes it a valid ``ExperimentConfig.controls`` entry, a CLI choice,
-    a results key and a column and curve of the report.
+    A subclass sets :attr:`name`, implements :meth:`network` and may change :meth:`start_step`,
+    :attr:`metrics`, :meth:`record` or :meth:`run`; registering it with
+    ``@BRANCHES.register(title=..., help=...)`` makes it a valid ``ExperimentConfig.controls``
+    entry, a CLI choice, a results key and a column and curve of the report, named by its title.
 
     Attributes:
-        name: the registry name and the prefix of its metrics (``"random_reinit"``).
-        label: how tables and figures name it (``"random reinit"``).
+        name: the registry name and the prefix of its metrics (``"random_reinit"``), a Python
+            identifier.
         metrics: the per-level measurements it records; default ``("<name>_accuracy",)``.
         accuracy: whether its (first) metric is a test accuracy, drawn with the ticket's on the
             accuracy figure; other metrics get figures of their own.
@@ -80,13 +81,14 @@ class Branch:
     """
 
     name: ClassVar[str] = ""
-    label: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ()
     accuracy: ClassVar[bool] = True
     needs_scores: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.name and not cls.name.isidentifier():
+            raise ValueError(f"Branch: {cls.__name__}.name must be a Python identifier (it prefixes metrics), got {cls.name!r}.")
         if cls.name and not cls.metrics:
             cls.metrics = (f"{cls.name}_accuracy",)
 
@@ -107,38 +109,9 @@ class Branch:
         return self.record(train(self.network(ticket), self.name, self.start_step(ticket)))
 
 
-_REGISTRY: dict[str, type[Branch]] = {}
-BranchT = TypeVar("BranchT", bound=type[Branch])
-
-
-def register_branch(cls: BranchT) -> BranchT:
-    """Class decorator: register a :class:`Branch` subclass under its ``name``.
-
-    Raises:
-        TypeError: if ``cls`` is not a Branch subclass.
-        ValueError: if its name is empty or already taken.
-    """
-    if not (isinstance(cls, type) and issubclass(cls, Branch)):
-        raise TypeError(f"register_branch(): cls must be a Branch subclass, got {cls!r}.")
-    if not cls.name or not cls.name.isidentifier():
-        raise ValueError(f"register_branch(): {cls.__name__}.name must be a Python identifier, got {cls.name!r}.")
-    if cls.name in _REGISTRY:
-        raise ValueError(f"register_branch(): name must be new, got {cls.name!r}, which {_REGISTRY[cls.name].__name__} has.")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def branch_names() -> list[str]:
-    """The registered branches' names, in registration order."""
-    return list(_REGISTRY)
-
-
-def get_branch(name: str) -> Branch:
-    """The branch registered as ``name``.
-
-    Raises:
-        ValueError: if no branch has that name (the message lists the registered ones).
-    """
-    if name not in _REGISTRY:
-        raise ValueError(f"get_branch(): name must be one of {branch_names()}, got {name!r}.")
-    return _REGISTRY[name]()
+#: The branches by name, in registration order (the order of results' columns):
+#: ``@BRANCHES.register(title=..., help=...)`` on a :class:`Branch` subclass registers it under
+#: its ``name``.
+BRANCHES: Registry[type[Branch]] = Registry(
+    "branch", accepts=(lambda value: isinstance(value, type) and issubclass(value, Branch), "a Branch subclass")
+)

@@ -13,7 +13,7 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from lth_prune.imp.branches.base import Branch, LevelTicket, register_branch
+from lth_prune.imp.branches.base import BRANCHES, Branch, LevelTicket
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.masks import set_masks
 from lth_prune.rewind import restore_state
@@ -21,12 +21,14 @@ from lth_prune.rewind import restore_state
 __all__ = ["InvertedScores", "inverted_masks"]
 
 
-@register_branch
+@BRANCHES.register(
+    title="inverted scores",
+    help="keep what the method would prune (Frankle et al. 2021)",
+)
 class InvertedScores(Branch):
     """The lowest-scored weights of each layer, as many as the ticket keeps there, from its start."""
 
     name = "inverted_scores"
-    label = "inverted scores"
     needs_scores = True
 
     def network(self, ticket: LevelTicket) -> nn.Module:

@@ -12,7 +12,7 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from lth_prune.imp.branches.base import Branch, LevelTicket, register_branch
+from lth_prune.imp.branches.base import BRANCHES, Branch, LevelTicket
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.masks import set_masks
 from lth_prune.rewind import restore_state
@@ -20,12 +20,14 @@ from lth_prune.rewind import restore_state
 __all__ = ["RandomPruning", "random_masks"]
 
 
-@register_branch
+@BRANCHES.register(
+    title="random pruning",
+    help="a random mask with the ticket's per-layer sparsity: does its structure matter? (Frankle & Carbin 2019)",
+)
 class RandomPruning(Branch):
     """Random masks with the level's per-layer counts, from the rewind point and its step."""
 
     name = "random_pruning"
-    label = "random pruning"
 
     def network(self, ticket: LevelTicket) -> nn.Module:
         # The initialization drawn here is overwritten by the rewind point; it only builds the shapes.

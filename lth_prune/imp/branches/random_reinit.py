@@ -8,19 +8,21 @@ from __future__ import annotations
 
 from torch import nn
 
-from lth_prune.imp.branches.base import Branch, LevelTicket, register_branch
+from lth_prune.imp.branches.base import BRANCHES, Branch, LevelTicket
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.masks import set_masks
 
 __all__ = ["RandomReinit"]
 
 
-@register_branch
+@BRANCHES.register(
+    title="random reinit",
+    help="the ticket's mask on a fresh initialization: does its initialization matter? (Frankle & Carbin 2019)",
+)
 class RandomReinit(Branch):
     """The level's masks on a new initialization from the same distribution; the full schedule."""
 
     name = "random_reinit"
-    label = "random reinit"
 
     def network(self, ticket: LevelTicket) -> nn.Module:
         net = ticket.build(derive_seed(ticket.seed, "reinit", ticket.level))

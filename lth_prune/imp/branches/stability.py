@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 from lth_prune.connectivity import interpolation_path
-from lth_prune.imp.branches.base import Branch, LevelTicket, Trainer, register_branch
+from lth_prune.imp.branches.base import BRANCHES, Branch, LevelTicket, Trainer
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.masks import set_masks
 from lth_prune.rewind import capture_state, restore_state
@@ -25,12 +25,14 @@ __all__ = ["Stability"]
 POINTS = 30
 
 
-@register_branch
+@BRANCHES.register(
+    title="instability",
+    help="two copies from the rewind point, the error along the line between them (Frankle et al. 2020)",
+)
 class Stability(Branch):
     """Two copies of the ticket from its start with different SGD noise; the error between them."""
 
     name = "stability"
-    label = "instability"
     metrics = ("stability_instability",)
     accuracy = False
 

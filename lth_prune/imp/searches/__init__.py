@@ -8,17 +8,19 @@
 
 The level loop asks the search for each level's network and trains it; levels, seeds, branches,
 results, tables and figures are the same for every method, so runs of different methods
-compare directly. A new method is one module here, registered with :func:`register_search`.
+compare directly. A new method is one module here (or in a user's ``--plugin`` module): a
+:class:`Search` subclass registered with ``@METHODS.register("name", title=..., help=...)``.
 
 Example:
-    >>> [search_for(method).__name__ for method in ("imp", "snip", "gmp")]
+    >>> [METHODS.get(method).__name__ for method in ("imp", "snip", "gmp")]
     ['IterativeMagnitude', 'AtInitialization', 'GradualMagnitude']
+    >>> METHODS.names()
+    ['gmp', 'imp', 'snip', 'grasp', 'synflow', 'magnitude-init', 'random']
 """
 from __future__ import annotations
 
-from lth_prune.imp.searches.base import AT_INIT, LevelStart, Search, register_search, search_for
+from lth_prune.imp.searches.base import METHODS, LevelStart, Search
 
-# Importing a search registers it.
-from lth_prune.imp.searches import at_init, gradual, iterative  # noqa: E402, F401  isort: skip
-
-__all__ = ["AT_INIT", "LevelStart", "Search", "register_search", "search_for"]
+# The built-in searches (at_init, gradual, iterative) read the settings, which ask METHODS: so
+# they are imported, and registered, by lth_prune.imp once the settings module exists.
+__all__ = ["METHODS", "LevelStart", "Search"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 
 from lth_prune._reparam import tensor_key
-from lth_prune.criteria import criterion, prune_at_init
+from lth_prune.criteria import CRITERIA, prune_at_init
 from lth_prune.imp.pruning import level_targets
 from lth_prune.imp.rewinding import RewindPoint
-from lth_prune.imp.searches.base import AT_INIT, LevelStart, Search, register_search
+from lth_prune.imp.searches.base import METHODS, LevelStart, Search
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.imp.setup import Setup
 from lth_prune.rewind import Rewinder, register_rewind_hooks
@@ -25,13 +25,14 @@ __all__ = ["AtInitialization"]
 EXAMPLES_PER_CLASS = 10
 
 
-@register_search(AT_INIT)
 class AtInitialization(Search):
     """Prune the initialization by a criterion to each level's count; train from step 0."""
 
+    default_pruning = "global"
+
     def __init__(self, setup: Setup, seed: int) -> None:
         super().__init__(setup, seed)
-        self.criterion = criterion(setup.config.method)
+        self.criterion = CRITERIA.get(setup.config.method)
         self._rewinder = self._fresh()[1]
         self._point = RewindPoint(self._rewinder.rewind_point, 0)
 
@@ -66,3 +67,7 @@ class AtInitialization(Search):
     @property
     def rewinder(self) -> Rewinder:
         return self._rewinder
+
+
+# Every criterion, registered now or later, is a method this search runs.
+METHODS.follow(CRITERIA, lambda criterion: AtInitialization)

@@ -1,22 +1,26 @@
 """What every search shares: :class:`Search`, what it hands the level loop (:class:`LevelStart`),
-and the registry of methods."""
+and the registry of methods, :data:`METHODS`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import Tensor, nn
 
-from lth_prune.criteria import CRITERIA
-from lth_prune.imp.branches import get_branch
+from lth_prune.imp.branches import BRANCHES
 from lth_prune.imp.rewinding import RewindPoint
-from lth_prune.imp.rundir import RunStore
-from lth_prune.imp.setup import Setup
+from lth_prune.registry import Registry
 from lth_prune.rewind import Rewinder
 from lth_prune.training import LearningRateSchedule
 
-__all__ = ["AT_INIT", "LevelStart", "Search", "register_search", "search_for"]
+# The settings (lth_prune.imp.config) ask METHODS when they are checked, and the setup and the
+# run store are built on the settings: so this module names their types without importing them.
+Setup = Any  # lth_prune.imp.setup.Setup
+RunStore = Any  # lth_prune.imp.rundir.RunStore
+ExperimentConfig = Any  # lth_prune.imp.config.ExperimentConfig
+
+__all__ = ["METHODS", "LevelStart", "Search"]
 
 
 @dataclass
@@ -50,15 +54,38 @@ class Search:
     The level loop (:mod:`lth_prune.imp.experiment`) asks :meth:`level` for each level's network,
     trains it, tells :meth:`trained`, then trains the branches from :attr:`rewind_point`.
 
+    A subclass registered in :data:`METHODS` (``@METHODS.register("name", title=..., help=...)``)
+    is an ``ExperimentConfig.method``, a ``--method`` choice and a title in the report.
+
     Attributes:
         gives_scores: whether :meth:`level` gives the scores its masks were chosen by.
+        default_pruning: the ``ExperimentConfig.pruning`` it uses where the config leaves it
+            ``None``: ``"layerwise"`` (each layer at its rate) or ``"global"``.
+        rewinds: whether it prunes a trained network and rewinds it, so that
+            ``ExperimentConfig.rewind`` and ``one_shot`` mean something to it (IMP only).
     """
 
     gives_scores: ClassVar[bool] = True
+    default_pruning: ClassVar[str] = "layerwise"
+    rewinds: ClassVar[bool] = False
 
     def __init__(self, setup: Setup, seed: int) -> None:
         self.setup = setup
         self.seed = seed
+
+    @classmethod
+    def validate(cls, config: ExperimentConfig, method: str) -> None:
+        """Refuse settings this method cannot mean, when the config is made.
+
+        Raises:
+            ValueError: with ``ExperimentConfig``'s wording.
+        """
+        if not cls.rewinds and (config.rewind != "init" or config.one_shot):
+            raise ValueError(
+                f"ExperimentConfig: rewind and one_shot describe IMP; method {method!r} trains each level from "
+                f"initialization, so it needs rewind='init' and one_shot=False, got rewind={config.rewind!r} and "
+                f"one_shot={config.one_shot}."
+            )
 
     @classmethod
     def check(cls, setup: Setup) -> None:
@@ -67,7 +94,7 @@ class Search:
         Raises:
             ValueError: naming the setting.
         """
-        needing = [name for name in setup.config.controls if get_branch(name).needs_scores]
+        needing = [name for name in setup.config.controls if BRANCHES.get(name).needs_scores]
         if needing and not cls.gives_scores:
             raise ValueError(
                 f"run(): controls {needing} need the scores a level's mask was chosen by, and method "
@@ -95,32 +122,9 @@ class Search:
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, type[Search]] = {}
-# The key of the search that runs every criterion of lth_prune.criteria's registry.
-AT_INIT = "criteria"
-SearchT = TypeVar("SearchT", bound=type[Search])
-
-
-def register_search(name: str) -> Any:
-    """Class decorator: register a :class:`Search` for the ``ExperimentConfig.method`` ``name``
-    (:data:`AT_INIT`: for every registered criterion)."""
-
-    def register(cls: SearchT) -> SearchT:
-        _REGISTRY[name] = cls
-        return cls
-
-    return register
-
-
-def search_for(method: str) -> type[Search]:
-    """The search of an ``ExperimentConfig.method``.
-
-    Raises:
-        ValueError: if no search runs that method (the message lists those that do).
-    """
-    if method in CRITERIA:
-        return _REGISTRY[AT_INIT]
-    if method not in _REGISTRY:
-        names = [name for name in _REGISTRY if name != AT_INIT] + list(CRITERIA)
-        raise ValueError(f"search_for(): method must be one of {names}, got {method!r}.")
-    return _REGISTRY[method]
+#: How each level's ticket is found, by ``ExperimentConfig.method``: the searches registered
+#: here (``"imp"``, ``"gmp"``) and, through :mod:`~lth_prune.imp.searches.at_init`, every pruning
+#: criterion of :data:`lth_prune.criteria.CRITERIA` (``"snip"``, ...), now or later registered.
+METHODS: Registry[type[Search]] = Registry(
+    "method", accepts=(lambda value: isinstance(value, type) and issubclass(value, Search), "a Search subclass")
+)

@@ -12,7 +12,7 @@ from lth_prune._reparam import prunable_layers
 from lth_prune.criteria import GradualMagnitudePruning
 from lth_prune.imp.pruning import level_targets
 from lth_prune.imp.rewinding import RewindPoint
-from lth_prune.imp.searches.base import LevelStart, Search, register_search
+from lth_prune.imp.searches.base import METHODS, LevelStart, Search
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.imp.setup import Setup, make_optimizer
 from lth_prune.masks import sparsity_report
@@ -23,7 +23,7 @@ __all__ = ["GradualMagnitude"]
 START, END, JUMPS = 0.10, 0.75, 20
 
 
-@register_search("gmp")
+@METHODS.register("gmp", title="GMP", help="gradual magnitude pruning during training, 10 % to 75 % of the steps (Zhu & Gupta 2017)")
 class GradualMagnitude(Search):
     """Prune during training, on Zhu & Gupta's schedule, to each level's count."""
 

@@ -13,7 +13,7 @@ from lth_prune._reparam import prunable_layers, prunable_tensor, tensor_key
 from lth_prune.imp.pruning import prune_level
 from lth_prune.imp.rewinding import RewindPoint
 from lth_prune.imp.rundir import RunStore
-from lth_prune.imp.searches.base import LevelStart, Search, register_search
+from lth_prune.imp.searches.base import METHODS, LevelStart, Search
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.imp.setup import Setup, make_optimizer
 from lth_prune.masks import get_masks, set_masks
@@ -23,9 +23,11 @@ from lth_prune.training import evaluate
 __all__ = ["IterativeMagnitude"]
 
 
-@register_search("imp")
+@METHODS.register("imp", title="IMP", help="iterative magnitude pruning of the trained network, rewound (Frankle & Carbin 2019)")
 class IterativeMagnitude(Search):
     """Prune the trained network by magnitude, reset it as the rewind policy says, train again."""
+
+    rewinds = True
 
     def __init__(self, setup: Setup, seed: int) -> None:
         super().__init__(setup, seed)

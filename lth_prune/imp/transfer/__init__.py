@@ -37,9 +37,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lth_prune.data import DataSplits, load_dataset
-from lth_prune.imp.branches import LevelTicket, get_branch
+from lth_prune.imp.branches import BRANCHES, LevelTicket
 from lth_prune.imp.branches.random_pruning import random_masks
-from lth_prune.imp.config import CONTROLS, ExperimentConfig
+from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.phases import sparsity_record, train_network, trainer
 from lth_prune.imp.results import Results
 from lth_prune.imp.rewinding import RewindPoint
@@ -192,13 +192,13 @@ def _transfer_seed(setup: Setup, plan: TransferPlan, seed: int, store: RunStore 
             "level": level, "seed": seed, "source_seed": source_seed, "output_layer": plan.output_layer,
             "source_test_accuracy": fitted.source_test_accuracy,
         }
-        record.update({metric: None for name in config.controls for metric in get_branch(name).metrics})
+        record.update({metric: None for name in config.controls for metric in BRANCHES.get(name).metrics})
         record.update(train_network(setup, net, seed=seed, level=level, phase="transferred_ticket"))
         record.update(sparsity_record(net))
         if level > 0:
             ticket = LevelTicket(level, seed, masks, start, setup.build)
             for name in config.controls:
-                record.update(get_branch(name).run(ticket, trainer(setup, seed, level)))
+                record.update(BRANCHES.get(name)().run(ticket, trainer(setup, seed, level)))
         record["seconds"] = time.perf_counter() - started
         records.append(record)
         if store is not None:
@@ -222,7 +222,7 @@ def default_controls() -> tuple[str, ...]:
         >>> default_controls()
         ('random_reinit', 'random_pruning')
     """
-    return tuple(name for name in CONTROLS if get_branch(name).accuracy and not get_branch(name).needs_scores)
+    return tuple(name for name in BRANCHES.names() if BRANCHES.get(name).accuracy and not BRANCHES.get(name).needs_scores)
 
 
 def _target_config(source_config: ExperimentConfig, target: ExperimentConfig | str) -> ExperimentConfig:
@@ -234,7 +234,7 @@ def _target_config(source_config: ExperimentConfig, target: ExperimentConfig | s
         raise ValueError(
             f"transfer(): target.model must be the source run's model {source_config.model!r}, got {target.model!r}."
         )
-    needing = [name for name in target.controls if get_branch(name).needs_scores]
+    needing = [name for name in target.controls if BRANCHES.get(name).needs_scores]
     if needing:
         raise ValueError(
             f"transfer(): target.controls must be branches a transferred ticket can feed; {needing} need the "

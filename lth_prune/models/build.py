@@ -1,4 +1,4 @@
-"""Name -> model builder registry, in the style of timm's ``register_model``.
+"""Models by name: the :data:`MODELS` registry, :func:`get`, and what the built-in builders share.
 
 Names are matched case-insensitively and with ``-`` and ``_`` ignored, so ``"LeNet-300-100"``,
 ``"lenet_300_100"`` and ``"lenet300_100"`` all reach the same builder. Every built-in model takes
@@ -9,90 +9,30 @@ arguments the same way.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 import torch
 from torch import nn
 
 from lth_prune.models.external import build_external, is_external
+from lth_prune.registry import Registry
 
 # validate_num_classes, validate_input_shape and flattened_size are for the built-in models'
 # modules, not part of the API.
-__all__ = ["get", "names", "register_model"]
+__all__ = ["MODELS", "get"]
 
-BuilderT = TypeVar("BuilderT", bound=Callable[..., nn.Module])
-
-# Normalized name -> (canonical name, builder). The canonical name is what names() reports.
-_REGISTRY: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
-
-
-def register_model(name: str) -> Callable[[BuilderT], BuilderT]:
-    """Register a model class or builder function under ``name``.
-
-    Args:
-        name: canonical name reported by :func:`names`. Lookups ignore case, ``-`` and ``_``, so
-            two names that differ only in those count as the same name.
-
-    Returns:
-        A decorator that records the builder and returns it unchanged.
-
-    Raises:
-        TypeError: if ``name`` is not a str, or the decorated object is not callable.
-        ValueError: if ``name`` is empty or already registered (after normalization).
-
-    Example:
-        >>> from torch import nn
-        >>> @register_model("tiny_mlp_example")
-        ... def tiny_mlp(*, num_classes: int = 10) -> nn.Module:
-        ...     return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))
-        >>> get("Tiny-MLP-Example", num_classes=3)[-1].out_features
-        3
-    """
-    key = _normalize("register_model", name)
-    if key in _REGISTRY:
-        raise ValueError(
-            f"register_model(): name must not already be registered, got {name!r} "
-            f"(taken by {_REGISTRY[key][0]!r})."
-        )
-
-    def decorator(builder: BuilderT) -> BuilderT:
-        if not callable(builder):
-            raise TypeError(
-                f"register_model(): the decorated object must be callable, "
-                f"got {type(builder).__name__}."
-            )
-        # Checked again because two decorators may have been created before either was applied.
-        if key in _REGISTRY:
-            raise ValueError(
-                f"register_model(): name must not already be registered, got {name!r} "
-                f"(taken by {_REGISTRY[key][0]!r})."
-            )
-        _REGISTRY[key] = (name, builder)
-        return builder
-
-    return decorator
-
-
-def names() -> list[str]:
-    """List the canonical names of every registered model.
-
-    Returns:
-        The names, sorted alphabetically.
-
-    Example:
-        >>> "conv2" in names()
-        True
-    """
-    return sorted(canonical for canonical, _ in _REGISTRY.values())
+#: Model builders by name: ``MODELS.register("name", title=..., help=...)`` on a function or
+#: class that takes ``num_classes`` and ``input_shape`` (C, H, W) and returns a fresh ``nn.Module``.
+MODELS: Registry[Any] = Registry("model", normalize=True, accepts=(callable, "a builder (a function or class)"))
 
 
 def get(name: str, **kwargs: Any) -> nn.Module:
     """Build the model registered under ``name``.
 
     Args:
-        name: a registered name; case, ``-`` and ``_`` are ignored (``"Conv-2"`` is ``"conv2"``);
-            or another library's model, ``"torchvision:<name>"`` or ``"timm:<name>"``
-            (:mod:`lth_prune.models.external`).
+        name: a registered name (:data:`MODELS`); case, ``-`` and ``_`` are ignored
+            (``"Conv-2"`` is ``"conv2"``); or another library's model, ``"torchvision:<name>"``
+            or ``"timm:<name>"`` (:mod:`lth_prune.models.external`).
         **kwargs: passed to the builder, e.g. ``num_classes`` and ``input_shape`` (C, H, W).
 
     Returns:
@@ -107,15 +47,15 @@ def get(name: str, **kwargs: Any) -> nn.Module:
         >>> type(model).__name__
         'LeNet300_100'
     """
+    if not isinstance(name, str):
+        raise TypeError(f"get(): name must be a str, got {type(name).__name__}.")
     if is_external(name):
         return build_external(name, **kwargs)
-    key = _normalize("get", name)
-    if key not in _REGISTRY:
+    if name not in MODELS:
         raise ValueError(
-            f"get(): unknown model {name!r}; valid names are: {', '.join(names())}, or "
-            "'torchvision:<name>' and 'timm:<name>'."
+            f"get(): model must be one of {MODELS.names()}, or 'torchvision:<name>' or 'timm:<name>', got {name!r}."
         )
-    return _REGISTRY[key][1](**kwargs)
+    return MODELS.get(name)(**kwargs)
 
 
 def validate_num_classes(caller: str, num_classes: object) -> int:
@@ -178,14 +118,3 @@ def flattened_size(features: nn.Module, input_shape: tuple[int, int, int]) -> in
     # arithmetic would have to be kept in step with every layer's stride, padding and ceil_mode.
     with torch.no_grad():
         return int(features(torch.zeros(1, *input_shape)).numel())
-
-
-def _normalize(caller: str, name: object) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"{caller}(): name must be a str, got {type(name).__name__}.")
-    key = name.lower().replace("-", "").replace("_", "")
-    if not key:
-        raise ValueError(
-            f"{caller}(): name must contain a character other than '-' and '_', got {name!r}."
-        )
-    return key

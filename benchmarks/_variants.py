@@ -20,7 +20,7 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
 import lth_prune
-from lth_prune._reparam import dense_masks, output_layer, prunable_layers, pruned_names
+from lth_prune.layers import output_layer, prunable_layers, prunable_tensor
 
 __all__ = [
     "PASSES",
@@ -120,10 +120,10 @@ def dense_reference(model: nn.Module) -> nn.Module:
         The dense copy, on the same device and in the same train / eval mode.
     """
     reference = copy.deepcopy(model)
-    for module in reference.modules():
-        for name in pruned_names(module):
-            # remove() writes orig * mask into a plain Parameter and drops orig, mask and hook.
-            prune.remove(module, name)
+    for _, module in prunable_layers(reference):
+        if prune.is_pruned(module):
+            # remove() writes the masked values into a plain Parameter and drops orig, mask and hook.
+            prune.remove(module, prunable_tensor(module))
     return reference
 
 
@@ -143,12 +143,13 @@ def param_bytes(model: nn.Module) -> int:
     """
     tensors: list[Tensor] = [*model.parameters(), *model.buffers()]
     for module in model.modules():
-        # Inside masked_training a layer's boolean masks live beside it, not in its buffers.
-        tensors.extend(dense_masks(module).values())
-        for name in pruned_names(module):
-            value = module.__dict__.get(name)
+        # Tensors a module holds beside its parameters and buffers: torch's recomputed masked
+        # weight, and inside masked_training the 1-byte masks kept on the layer (in a dict).
+        for value in module.__dict__.values():
             if isinstance(value, Tensor):
                 tensors.append(value)
+            elif isinstance(value, dict) and not isinstance(value, nn.Module):
+                tensors.extend(item for item in value.values() if isinstance(item, Tensor))
     sizes = {
         (str(part.device), part.untyped_storage().data_ptr()): part.untyped_storage().nbytes()
         for tensor in tensors

@@ -20,6 +20,7 @@ from lth_prune.connectivity import InterpolationPath, interpolation_path
 from lth_prune.masks import (
     LayerSparsity,
     collapse_masks,
+    dense_state_dict,
     get_masks,
     load_pruned_state_dict,
     set_masks,
@@ -103,6 +104,7 @@ __all__ = [
     "get_masks",
     "set_masks",
     "collapse_masks",
+    "dense_state_dict",
     "load_pruned_state_dict",
     # training pruned models at dense cost
     "MaskedTraining",

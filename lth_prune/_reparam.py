@@ -37,38 +37,36 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Mapping
 
 import torch
 import torch.nn.utils.prune as prune
 from torch import Tensor, nn
-from torch.nn.modules.conv import _ConvNd
 from torch.utils.hooks import RemovableHandle
 
 __all__ = [
     "AppliedMask",
     "collapse",
     "dense_masks",
+    "dense_state",
     "ensure_layer_hook",
     "hold_dense",
-    "is_prunable",
     "keep_mask",
     "LayerHook",
     "masked_value",
-    "ModuleOrName",
     "named_tensors",
-    "output_layer",
-    "PRUNABLE_KINDS",
-    "prunable_layers",
     "pruned_names",
+    "pruned_state_keys",
     "refresh",
     "release_dense",
+    "replace_mask",
     "rezero",
     "seed_deepcopy_memo",
+    "stored_parameter",
+    "to_dense",
+    "to_pruned",
     "zero_pruned_",
 ]
-
-ModuleOrName = Union[str, nn.Module, type]
 
 # The key in a module's __dict__ under which a layer held dense keeps its masks.
 _DENSE_MASKS = "_lth_prune_dense_masks"
@@ -200,6 +198,13 @@ class _PrunedFormState:
         return state
 
 
+def stored_parameter(module: nn.Module, name: str) -> Tensor | None:
+    """The parameter that holds ``module.<name>``: ``<name>_orig`` where pruned, else ``<name>``;
+    ``None`` where the module has neither."""
+    value = module._parameters.get(name + "_orig", module._parameters.get(name))
+    return value if isinstance(value, Tensor) else None
+
+
 def pruned_names(module: nn.Module) -> list[str]:
     """Names of the tensors of ``module`` that ``torch.nn.utils.prune`` reparametrised."""
     return [
@@ -207,6 +212,73 @@ def pruned_names(module: nn.Module) -> list[str]:
         for key in module._parameters
         if key.endswith("_orig") and key[: -len("_orig")] + "_mask" in module._buffers
     ]
+
+
+def pruned_state_keys(state_dict: Mapping[str, Any]) -> list[str]:
+    """Dotted names (``"fc1.weight"``) of the tensors a state dict holds in torch's pruned form."""
+    return [
+        key[: -len("_orig")] for key in state_dict
+        if key.endswith("_orig") and key[: -len("_orig")] + "_mask" in state_dict
+    ]
+
+
+def replace_mask(module: nn.Module, name: str, keep: Tensor) -> bool:
+    """Write ``keep`` into the mask of ``module.<name>`` where it is pruned in torch's form;
+    ``False`` (nothing written) where it is not."""
+    mask = module._buffers.get(name + "_mask")
+    if mask is None or name + "_orig" not in module._parameters:
+        return False
+    mask.copy_(keep != 0)
+    return True
+
+
+# -- The one pair of conversions: torch's pruned form <-> a plain tensor, pruned entries 0. ------
+
+
+def to_dense(module: nn.Module, name: str) -> tuple[nn.Parameter, Tensor, torch.dtype]:
+    """Take ``module.<name>`` out of torch's pruned form: the ``<name>_orig`` parameter itself
+    becomes ``module.<name>``, its pruned entries exactly ``+0.0``; the mask buffer, the pruning
+    hooks and the recomputed attribute go.
+
+    Returns:
+        ``(parameter, keep, mask_dtype)``: the parameter (the same object, so optimizers keep
+        it), the mask as uint8 0 and 1, and the dtype the mask buffer had (for :func:`to_pruned`).
+    """
+    parameter = module._parameters[name + "_orig"]
+    mask = module._buffers[name + "_mask"]
+    keep = (mask != 0).to(torch.uint8)
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if isinstance(hook, prune.BasePruningMethod) and hook._tensor_name == name:
+            del module._forward_pre_hooks[key]
+    module.__dict__.pop(name, None)
+    del module._parameters[name + "_orig"]
+    del module._buffers[name + "_mask"]
+    with torch.no_grad():
+        zero_pruned_(parameter, keep)
+    module._parameters[name] = parameter
+    return parameter, keep, mask.dtype
+
+
+def to_pruned(module: nn.Module, name: str, keep: Tensor, mask_dtype: torch.dtype = torch.float32) -> None:
+    """Put the plain parameter ``module.<name>`` back into torch's pruned form: it becomes
+    ``<name>_orig`` (the same object), ``keep`` the ``<name>_mask`` buffer (in ``mask_dtype``),
+    one :class:`AppliedMask` the hook, and ``<name>`` is recomputed, selected from them."""
+    parameter = module._parameters.pop(name)
+    module._parameters[name + "_orig"] = parameter
+    module.register_buffer(name + "_mask", keep.to(mask_dtype))
+    module.register_forward_pre_hook(AppliedMask(name, module))
+    refresh(module, name)
+
+
+def dense_state(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a state dict with every tensor in torch's pruned form given plainly: each
+    ``<name>_orig`` / ``<name>_mask`` pair becomes ``<name>``, the kept values and exactly
+    ``+0.0`` at pruned entries (selected, so a NaN at a pruned entry stays out); a fresh,
+    unpruned module of the same architecture loads it."""
+    dense = dict(state_dict)
+    for key in pruned_state_keys(state_dict):
+        dense[key] = masked_value(dense.pop(key + "_orig"), dense.pop(key + "_mask")).detach()
+    return dense
 
 
 def keep_mask(module: nn.Module, name: str) -> Tensor | None:
@@ -346,123 +418,10 @@ def seed_deepcopy_memo(
                 memo[id(value)] = value.detach().clone()
 
 
-# What :func:`is_prunable` looks for, in words, for error messages.
-PRUNABLE_KINDS = (
-    "nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d or "
-    "nn.ConvTranspose3d, or a subclass of one, with a weight, or nn.MultiheadAttention"
-)
-
-
 def ensure_layer_hook(module: nn.Module) -> None:
     """Give ``module`` a :class:`LayerHook` unless it has one (from here or the rewind hooks)."""
     if not any(isinstance(hook, LayerHook) for hook in module._forward_pre_hooks.values()):
         module.register_forward_pre_hook(LayerHook(module))
-
-
-def prunable_tensor(module: nn.Module) -> str | None:
-    """The name of ``module``'s prunable weight matrix, pruned or not; ``None`` if it has none.
-
-    ``"weight"`` of convolutions and linear layers (``MultiheadAttention``'s ``out_proj`` is
-    one); ``"in_proj_weight"`` of ``nn.MultiheadAttention``, which keeps its query, key and
-    value projections in that one parameter (where the key and value sizes differ from the
-    embedding's it has three separate ones, which are not pruned).
-
-    Example:
-        >>> prunable_tensor(nn.Linear(2, 2)), prunable_tensor(nn.MultiheadAttention(4, 2)), prunable_tensor(nn.ReLU())
-        ('weight', 'in_proj_weight', None)
-    """
-    if isinstance(module, (_ConvNd, nn.Linear)):
-        name = "weight"
-    elif isinstance(module, nn.MultiheadAttention):
-        name = "in_proj_weight"
-    else:
-        return None
-    if name + "_orig" in module._parameters or isinstance(module._parameters.get(name), Tensor):
-        return name
-    return None
-
-
-def is_prunable(module: nn.Module) -> bool:
-    """Whether ``module`` has a prunable weight matrix (:func:`prunable_tensor`), pruned or not."""
-    return prunable_tensor(module) is not None
-
-
-def tensor_key(layer: str, module: nn.Module) -> str:
-    """The dotted name of a prunable layer's weight matrix (``"fc1.weight"``, ``"attn.in_proj_weight"``)."""
-    tensor = prunable_tensor(module)
-    if tensor is None:
-        raise ValueError(f"tensor_key(): {layer or 'the model'} ({type(module).__name__}) has no prunable weight.")
-    return f"{layer}.{tensor}" if layer else tensor
-
-
-def stored_tensor(module: nn.Module) -> Tensor:
-    """The parameter that holds a prunable layer's weight matrix: ``<name>_orig`` where pruned."""
-    tensor = prunable_tensor(module)
-    if tensor is None:
-        raise ValueError(f"stored_tensor(): {type(module).__name__} has no prunable weight.")
-    return module._parameters.get(tensor + "_orig", module._parameters.get(tensor))
-
-
-def prunable_layers(
-    model: nn.Module, exclude: Iterable[ModuleOrName], caller: str
-) -> list[tuple[str, nn.Module]]:
-    """The ``(dotted name, layer)`` of every prunable layer of ``model`` not in ``exclude``.
-
-    Args:
-        model: any module.
-        exclude: layers to leave out, as modules, dotted names or module types; a name also
-            excludes everything below it (``"classifier"`` excludes ``"classifier.0"``), a type
-            (``nn.Conv2d``) every module of that type.
-        caller: the public function asking, e.g. ``"prunable()"``, named in error messages.
-
-    Returns:
-        The layers in module order (see :func:`is_prunable`).
-
-    Raises:
-        TypeError: if ``model`` is not an ``nn.Module`` or an exclusion is neither a name nor
-            a module.
-        ValueError: if an excluded name or module is not part of ``model``.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{caller}: model must be an nn.Module, got {type(model).__name__}.")
-    if isinstance(exclude, (str, nn.Module)) or (isinstance(exclude, type) and issubclass(exclude, nn.Module)):
-        exclude = [exclude]
-    named = dict(model.named_modules())
-    by_identity = {id(module): name for name, module in named.items()}
-    excluded: list[str] = []
-    for item in exclude:
-        if isinstance(item, type) and issubclass(item, nn.Module):
-            # A module type: every module of that type (nn.Embedding, nn.LayerNorm, nn.Conv2d, ...).
-            excluded.extend(name for name, module in named.items() if name and isinstance(module, item))
-        elif isinstance(item, str):
-            if item not in named:
-                raise ValueError(
-                    f"{caller}: exclude names a module that is not in the model, got {item!r}; "
-                    f"prunable layers are {[n for n, m in named.items() if is_prunable(m)]}."
-                )
-            excluded.append(item)
-        elif isinstance(item, nn.Module):
-            if id(item) not in by_identity:
-                raise ValueError(
-                    f"{caller}: exclude holds a module that is not part of the model, got "
-                    f"{type(item).__name__}."
-                )
-            excluded.append(by_identity[id(item)])
-        else:
-            raise TypeError(
-                f"{caller}: exclude must hold module names, modules or module types, got {item!r}."
-            )
-    return [
-        (name, module)
-        for name, module in named.items()
-        if is_prunable(module) and not any(_is_within(name, prefix) for prefix in excluded)
-    ]
-
-
-def output_layer(model: nn.Module) -> nn.Module | None:
-    """The model's output layer: its last ``nn.Linear`` in module order (``None``: it has none)."""
-    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
-    return linears[-1] if linears else None
 
 
 def named_tensors(model: nn.Module) -> list[tuple[str, Tensor, nn.Module]]:
@@ -486,6 +445,3 @@ def named_tensors(model: nn.Module) -> list[tuple[str, Tensor, nn.Module]]:
             found.append((dot + key, value, module))
     return found
 
-
-def _is_within(name: str, prefix: str) -> bool:
-    return prefix == "" or name == prefix or name.startswith(prefix + ".")

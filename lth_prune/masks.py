@@ -8,20 +8,13 @@ import torch
 import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
-from lth_prune._reparam import (
-    collapse,
-    keep_mask,
-    prunable_layers,
-    prunable_tensor,
-    pruned_names,
-    refresh,
-    stored_tensor,
-    tensor_key,
-)
+from lth_prune._reparam import collapse, dense_state, keep_mask, pruned_names, pruned_state_keys, refresh, replace_mask
+from lth_prune.layers import prunable_layers, prunable_tensor, stored_tensor, tensor_key
 
 __all__ = [
     "LayerSparsity",
     "collapse_masks",
+    "dense_state_dict",
     "get_masks",
     "load_pruned_state_dict",
     "set_masks",
@@ -143,9 +136,7 @@ def set_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> None:
     for key, mask in masks.items():
         module = targets[key]
         tensor = prunable_tensor(module) or "weight"
-        if tensor + "_mask" in module._buffers:
-            module._buffers[tensor + "_mask"].copy_(mask != 0)
-        else:
+        if not replace_mask(module, tensor, mask):
             weight = module._parameters[tensor]
             prune.custom_from_mask(module, tensor, (mask != 0).to(weight.dtype).to(weight.device))
         refresh(module, tensor)
@@ -172,6 +163,30 @@ def collapse_masks(model: nn.Module) -> None:
         collapse(module)
 
 
+def dense_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """A pruned model's state dict with every pruned tensor given plainly, for a model that is not pruned.
+
+    Each ``<name>_orig`` / ``<name>_mask`` pair becomes ``<name>``: the kept values, and exactly
+    ``+0.0`` at pruned entries (selected, not multiplied: a NaN or infinity at a pruned entry
+    does not reach it); masks are left out. A fresh model of the same architecture loads it
+    with ``load_state_dict``; :func:`get_masks` of the pruned model gives the masks to put back
+    (:func:`set_masks`). The Lightning callback saves checkpoints so.
+
+    Args:
+        state_dict: what ``pruned_model.state_dict()`` returned (other entries are kept as they are).
+
+    Returns:
+        A new dict.
+
+    Example:
+        >>> layer = torch.nn.utils.prune.l1_unstructured(torch.nn.Linear(4, 2), "weight", amount=0.5)
+        >>> dense = dense_state_dict(layer.state_dict())
+        >>> sorted(dense), int((dense["weight"] == 0).sum())
+        (['bias', 'weight'], 4)
+    """
+    return dense_state(state_dict)
+
+
 def load_pruned_state_dict(
     model: nn.Module, state_dict: Mapping[str, Tensor], strict: bool = True
 ) -> None:
@@ -189,16 +204,10 @@ def load_pruned_state_dict(
         RuntimeError: as ``load_state_dict`` does, for missing, unexpected or mis-shaped keys.
     """
     modules = dict(model.named_modules())
-    for key in state_dict:
-        if not key.endswith("_mask"):
-            continue
-        prefix, _, tensor_name = key[: -len("_mask")].rpartition(".")
+    for key in pruned_state_keys(state_dict):
+        prefix, _, tensor_name = key.rpartition(".")
         module = modules.get(prefix)
-        if (
-            module is not None
-            and key[: -len("_mask")] + "_orig" in state_dict
-            and isinstance(module._parameters.get(tensor_name), Tensor)
-        ):
+        if module is not None and isinstance(module._parameters.get(tensor_name), Tensor):
             prune.identity(module, tensor_name)
     model.load_state_dict(state_dict, strict=strict)
     for module in model.modules():

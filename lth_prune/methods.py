@@ -20,16 +20,14 @@ import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd
 
-from lth_prune._reparam import (
+from lth_prune._reparam import collapse, ensure_layer_hook, refresh
+from lth_prune.layers import (
     PRUNABLE_KINDS,
     ModuleOrName,
-    collapse,
-    ensure_layer_hook,
     is_prunable,
     output_layer,
     prunable_layers,
     prunable_tensor,
-    refresh,
 )
 
 __all__ = [

@@ -16,15 +16,8 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from lth_prune._reparam import (
-    LayerHook,
-    collapse,
-    is_prunable,
-    named_tensors,
-    pruned_names,
-    refresh,
-    rezero,
-)
+from lth_prune._reparam import LayerHook, collapse, named_tensors, pruned_names, refresh, rezero
+from lth_prune.layers import is_prunable
 
 __all__ = [
     "Rewinder",

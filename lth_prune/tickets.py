@@ -16,7 +16,8 @@ from typing import Any, BinaryIO, Union
 import torch
 from torch import Tensor, nn
 
-from lth_prune._reparam import named_tensors, prunable_layers, stored_tensor, tensor_key
+from lth_prune._reparam import named_tensors
+from lth_prune.layers import prunable_layers, stored_tensor, tensor_key
 from lth_prune.masks import get_masks, set_masks
 from lth_prune.packing import pack_mask, unpack_mask
 from lth_prune.rewind import Rewinder, register_rewind_hooks, registered_rewinder

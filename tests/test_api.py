@@ -18,7 +18,7 @@ def test_top_level_names():
         "prunable", "PruningRates", "prune_layerwise",
         "Rewinder", "register_rewind_hooks", "rewind",
         "LayerSparsity", "sparsity", "sparsity_report", "get_masks", "set_masks", "collapse_masks",
-        "load_pruned_state_dict",
+        "dense_state_dict", "load_pruned_state_dict",
         "save_ticket", "load_ticket",
         "InterpolationPath", "interpolation_path",
         "MaskedTraining", "masked_training",

@@ -23,6 +23,7 @@ API_PAGE = DOCS / "api.rst"
 PUBLIC_MODULES = (
     "lth_prune",
     "lth_prune.registry",
+    "lth_prune.layers",
     "lth_prune.models",
     "lth_prune.data",
     "lth_prune.training",

@@ -14,7 +14,7 @@ import lth_prune
 from lth_prune import LotteryTicket, prunable
 from lth_prune.sparse import SparseConv2d, SparseLinear, load_sparse_state_dict, to_sparse
 from lth_prune.sparse import inference
-from lth_prune.sparse.layers import VectorizedMaxPool2d
+from lth_prune.sparse.modules import VectorizedMaxPool2d
 
 
 def _ticket(name: str, weights_remaining: float = 0.02) -> tuple[nn.Module, tuple[int, int, int]]:

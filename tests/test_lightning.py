@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+import torch.nn.utils.prune as prune
+from torch import nn
 
 import lth_prune
 from lth_prune.data import load_dataset
@@ -131,3 +133,18 @@ def test_late_rewinding_and_bad_settings(tmp_path, loaders, Digits, LotteryTicke
         LotteryTicketPruning(amount=1.0)
     with pytest.raises(ValueError, match=r"every_n_epochs must be an int >= 1, got 0"):
         LotteryTicketPruning(every_n_epochs=0)
+
+
+def test_a_checkpoint_holds_dense_weights_selected_so_a_nan_at_a_pruned_entry_stays_out(LotteryTicketPruning):
+    # The checkpoint's weights go through lth_prune.dense_state_dict, as masked training's do:
+    # a pruned entry is exactly 0, whatever weight_orig holds there (NaN * 0 would be NaN).
+    net = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
+    prune.global_unstructured(lth_prune.prunable(net), pruning_method=lth_prune.LotteryTicket, amount=0.5)
+    with torch.no_grad():
+        net[0].weight_orig[net[0].weight_mask == 0] = float("nan")
+    checkpoint = {"state_dict": {f"net.{key}": value for key, value in net.state_dict().items()}}
+    LotteryTicketPruning(amount=0.2).on_save_checkpoint(None, None, checkpoint)
+    state = checkpoint["state_dict"]
+    assert sorted(state) == ["net.0.bias", "net.0.weight", "net.2.bias", "net.2.weight"]
+    assert torch.isfinite(state["net.0.weight"]).all()
+    assert torch.equal(state["net.0.weight"] == 0, net[0].weight_mask == 0)

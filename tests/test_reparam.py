@@ -119,17 +119,33 @@ def test_named_tensors_give_pruned_tensors_their_dense_names():
     assert named["0.weight"][1] is model[0]
 
 
-def test_prunable_layers_and_output_layer():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2, 4), nn.Linear(4, 2))
-    assert [name for name, _ in _reparam.prunable_layers(model, (), "f()")] == ["0", "2", "3"]
-    assert [name for name, _ in _reparam.prunable_layers(model, "2", "f()")] == ["0", "3"]
-    assert _reparam.is_prunable(model[0]) and not _reparam.is_prunable(model[1])
-    assert _reparam.output_layer(model) is model[3]
-    assert _reparam.output_layer(nn.Conv2d(1, 1, 1)) is None
-    with pytest.raises(TypeError, match=r"^f\(\): model must be an nn.Module, got str\.$"):
-        _reparam.prunable_layers("model", (), "f()")
-    with pytest.raises(ValueError, match=r"^f\(\): exclude names a module that is not in the model"):
-        _reparam.prunable_layers(model, ["9"], "f()")
+def test_to_dense_and_back_keep_the_parameter_its_mask_and_zero_at_pruned_entries():
+    layer = _pruned_linear()
+    parameter, mask = layer.weight_orig, layer.weight_mask.clone()
+    with torch.no_grad():
+        parameter[mask == 0] = float("nan")  # whatever a pruned entry held
+    same, keep, mask_dtype = _reparam.to_dense(layer, "weight")
+    assert same is parameter and layer.weight is parameter and mask_dtype == mask.dtype
+    assert keep.dtype == torch.uint8 and torch.equal(keep, (mask != 0).to(torch.uint8))
+    assert not prune.is_pruned(layer) and "weight_mask" not in layer._buffers
+    assert torch.equal(parameter[mask == 0], torch.zeros(int((mask == 0).sum())))
+    _reparam.to_pruned(layer, "weight", keep, mask_dtype)
+    assert prune.is_pruned(layer) and layer.weight_orig is parameter and torch.equal(layer.weight_mask, mask)
+    assert torch.equal(layer.weight, torch.where(mask != 0, parameter, 0.0))
+
+
+def test_dense_state_selects_so_a_nan_at_a_pruned_entry_stays_out():
+    layer = _pruned_linear()
+    with torch.no_grad():
+        layer.weight_orig[layer.weight_mask == 0] = float("nan")
+    state = layer.state_dict()
+    assert _reparam.pruned_state_keys(state) == ["weight"]
+    dense = _reparam.dense_state(state)
+    assert sorted(dense) == ["bias", "weight"] and sorted(state) == ["bias", "weight_mask", "weight_orig"]
+    assert torch.isfinite(dense["weight"]).all() and int((dense["weight"] == 0).sum()) == int((layer.weight_mask == 0).sum())
+    fresh = nn.Linear(*reversed(layer.weight_orig.shape))
+    fresh.load_state_dict(dense)
+    assert torch.equal(fresh.weight, torch.where(layer.weight_mask != 0, layer.weight_orig, 0.0))
 
 
 def test_applied_mask_selects_so_a_nan_in_weight_orig_at_a_pruned_entry_never_reaches_the_output(device):

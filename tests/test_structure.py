@@ -17,6 +17,8 @@ ABOVE_CORE = ("imp", "analysis", "report", "cli")
 # The file names and folder prefixes of a run directory.
 LAYOUT = {"config.json", "results.json", "results.csv", "transfer.json", "record.json", "ticket.pt",
           "trained.pt", "rewind_points", ".lock"}
+# A sweep directory's files, which only the sweep module spells out.
+SWEEP_LAYOUT = {"sweep.json"}
 # "level_" and "seed_" as the literal part of an f-string, or in a pattern (level_(\d+)).
 LAYOUT_PARTS = re.compile(r"^(level|seed)_$|(level|seed)_(\d|\(|\\d|\{)")
 
@@ -97,6 +99,30 @@ def test_only_the_run_store_spells_out_the_run_directory(module, tree):
         if not any(space in text for space in " \n") and (text in LAYOUT or LAYOUT_PARTS.search(text))
     ]
     assert spelled == [], f"{module} spells out the run directory's layout: {spelled}"
+
+
+@pytest.mark.parametrize(("module", "tree"), MODULES, ids=[name for name, _ in MODULES])
+def test_only_the_sweep_spells_out_the_sweep_directory(module, tree):
+    if module == "lth_prune.imp.sweep":
+        return
+    spelled = [text for text in _code_strings(tree) if text in SWEEP_LAYOUT]
+    assert spelled == [], f"{module} spells out the sweep directory's layout: {spelled}"
+
+
+def test_only_the_core_knows_torchs_reparametrisation():
+    # lth_prune._reparam is the core's own: everything else asks the public layer API
+    # (lth_prune.layers) and the masks' functions (lth_prune.masks).
+    importers = sorted(
+        module for module, tree in MODULES
+        for imported, names in _imports(tree, module)
+        if imported == "lth_prune._reparam" or (imported == "lth_prune" and "_reparam" in names)
+    )
+    outside = [module for module in importers if _floor(module) > 0 or module.startswith("lth_prune.integrations")]
+    assert outside == [], f"{outside} import lth_prune._reparam"
+    assert "lth_prune.masks" in importers and "lth_prune.layers" in importers  # the check sees them
+    for root in ("benchmarks", "docs"):
+        users = [str(path.relative_to(ROOT)) for path in (ROOT / root).rglob("*.py") if "_reparam" in path.read_text()]
+        assert users == [], f"{users} use lth_prune._reparam"
 
 
 def test_the_checks_see_the_package():

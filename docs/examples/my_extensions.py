@@ -25,6 +25,7 @@ from lth_prune.imp.pruning import level_targets
 from lth_prune.imp.rewinding import RewindPoint, RewindPolicy
 from lth_prune.imp.searches import LevelStart, Search
 from lth_prune.imp.seeding import derive_seed
+from lth_prune.layers import prunable_layers, stored_tensor, tensor_key
 from lth_prune.masks import set_masks
 from lth_prune.models import MODELS
 from lth_prune.rewind import Rewinder, register_rewind_hooks
@@ -100,11 +101,10 @@ class SignedReinit(Branch):
         net = ticket.build(derive_seed(ticket.seed, "signed_reinit", ticket.level))
         set_masks(net, ticket.masks)
         with torch.no_grad():
-            for name, parameter in net.named_parameters():
-                key = name.replace("weight_orig", "weight")
+            for layer, module in prunable_layers(net):
+                key, weights = tensor_key(layer, module), stored_tensor(module)  # weight_orig, pruned
                 if key in ticket.masks:
-                    sign = torch.sign(ticket.rewind_point.state[key]).to(parameter.device)
-                    parameter.copy_(parameter.abs() * sign)
+                    weights.copy_(weights.abs() * torch.sign(ticket.rewind_point.state[key]).to(weights.device))
         return net
 
 

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from lth_prune.analysis.overlap import OverlapMatrix, mask_overlap, overlap_matrix
 from lth_prune.imp.rundir import RunStore
+from lth_prune.layers import PRUNABLE_TENSORS
 
 __all__ = ["finished_levels", "init_values", "level_overlap", "load_masks", "run_overlap", "seed_overlap"]
 
@@ -247,7 +248,7 @@ def _seed(store: RunStore, seed: int | None, caller: str) -> int:
 
 def _key(layer: str, state: dict[str, Tensor]) -> str:
     """A layer's weight-matrix name in a saved state: its ``weight``, or an attention's ``in_proj_weight``."""
-    for tensor in ("weight", "in_proj_weight"):
+    for tensor in PRUNABLE_TENSORS:
         key = f"{layer}.{tensor}" if layer else tensor
         if key in state:
             return key

@@ -16,7 +16,8 @@ import torch
 import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
-from lth_prune._reparam import ModuleOrName, keep_mask, prunable_layers, prunable_tensor, stored_tensor
+from lth_prune._reparam import keep_mask
+from lth_prune.layers import ModuleOrName, prunable_layers, prunable_tensor, stored_tensor
 from lth_prune.criteria.inputs import Batches, iter_batches
 from lth_prune.methods import ScorePruning, prunable
 from lth_prune.registry import Registry

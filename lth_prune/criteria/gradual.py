@@ -16,7 +16,8 @@ import torch.nn.utils.prune as prune
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from lth_prune._reparam import ModuleOrName, keep_mask, prunable_layers, prunable_tensor, stored_tensor
+from lth_prune._reparam import keep_mask
+from lth_prune.layers import ModuleOrName, prunable_layers, prunable_tensor, stored_tensor
 from lth_prune.methods import LotteryTicket, prunable
 
 __all__ = ["GradualMagnitudePruning"]

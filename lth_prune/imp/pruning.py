@@ -12,7 +12,7 @@ import torch
 import torch.nn.utils.prune as prune
 from torch import Tensor, nn
 
-from lth_prune._reparam import output_layer, prunable_layers, prunable_tensor, stored_tensor
+from lth_prune.layers import output_layer, prunable_layers, prunable_tensor, stored_tensor
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.masks import get_masks, set_masks
 from lth_prune.methods import LotteryTicket, PruningRates, prunable, prune_layerwise

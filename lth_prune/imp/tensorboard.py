@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from torch import Tensor, nn
 
-from lth_prune._reparam import prunable_tensor, tensor_key
+from lth_prune.layers import prunable_tensor, tensor_key
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.masks import get_masks, sparsity_report
 from lth_prune.training import Evaluation, TrainObserver

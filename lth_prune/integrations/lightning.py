@@ -31,7 +31,7 @@ import torch
 import torch.nn.utils.prune as prune
 from torch import nn
 
-from lth_prune.masks import get_masks, set_masks, sparsity_report
+from lth_prune.masks import dense_state_dict, get_masks, set_masks, sparsity_report
 from lth_prune.methods import LotteryTicket, PruningRates, prunable, prune_layerwise
 from lth_prune.rewind import Rewinder, register_rewind_hooks
 from lth_prune.tickets import save_ticket
@@ -98,10 +98,7 @@ class LotteryTicketPruning(pl.Callback):
         # The model's state is saved dense (pruned weights as zeros), so that a fresh, unpruned
         # module loads it: Lightning loads the model before the callbacks, which then put the
         # masks back (on_fit_start). The rewind point is kept whole in the callback's state.
-        state = checkpoint["state_dict"]
-        for key in [key for key in state if key.endswith("_orig") and key[: -len("_orig")] + "_mask" in state]:
-            name = key[: -len("_orig")]
-            state[name] = state.pop(key) * state.pop(name + "_mask")
+        checkpoint["state_dict"] = dense_state_dict(checkpoint["state_dict"])
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         net = self._net(pl_module)

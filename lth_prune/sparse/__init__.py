@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from lth_prune.sparse.inference import load_sparse_state_dict, to_sparse
 from lth_prune.sparse.kernels import CsrPattern, sparse_linear
-from lth_prune.sparse.layers import SparseConv2d, SparseLinear
+from lth_prune.sparse.modules import SparseConv2d, SparseLinear
 # After this import the package's attribute masked_training is the function, not its module
 # (as lth_prune.rewind is); importlib.import_module reaches the module, e.g. to patch it.
 from lth_prune.sparse.masked_training import MaskedTraining, masked_training

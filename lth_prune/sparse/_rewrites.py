@@ -21,7 +21,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from lth_prune.sparse.layers import SparseConv2d, SparseLinear, VectorizedMaxPool2d
+from lth_prune.sparse.modules import SparseConv2d, SparseLinear, VectorizedMaxPool2d
 
 __all__ = ["fold_batchnorms", "inplace_relus", "replace_module"]
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from lth_prune._reparam import collapse, pruned_names, refresh
 from lth_prune.sparse._rewrites import fold_batchnorms, inplace_relus, replace_module
-from lth_prune.sparse.layers import SparseConv2d, SparseLinear, VectorizedMaxPool2d
+from lth_prune.sparse.modules import SparseConv2d, SparseLinear, VectorizedMaxPool2d
 
 __all__ = ["load_sparse_state_dict", "to_sparse"]
 
@@ -42,7 +42,7 @@ def to_sparse(
     place. With ``example_input``, every pruned linear and 2-d convolution layer is timed
     dense and sparse on the input it sees in a forward pass of ``example_input``, and the
     faster form is kept: pass one whenever you can. Max-pooling layers are timed the same way
-    against :class:`~lth_prune.sparse.layers.VectorizedMaxPool2d` (the same maxima; torch's
+    against :class:`~lth_prune.sparse.modules.VectorizedMaxPool2d` (the same maxima; torch's
     CPU kernel for contiguous inputs is not vectorized and took a third of Conv-2's dense time
     at batch 64 on the benchmark machine). Without ``example_input``, a linear layer becomes
     sparse when its density is at most ``max_density``, and convolutions stay dense: whether

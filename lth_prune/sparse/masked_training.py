@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lth_prune import distributed
-from lth_prune._reparam import AppliedMask, hold_dense, pruned_names, refresh, release_dense, zero_pruned_
+from lth_prune._reparam import hold_dense, pruned_names, release_dense, to_dense, to_pruned, zero_pruned_
 from lth_prune.sparse import _native
 from lth_prune.sparse.kernels import SparseForward
 
@@ -216,18 +216,7 @@ def _check_optimizer_trains(model: nn.Module, optimizer: torch.optim.Optimizer) 
 
 
 def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted:
-    parameter = module._parameters[name + "_orig"]
-    mask = module._buffers[name + "_mask"]
-    keep = (mask != 0).to(torch.uint8)
-    for key, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, prune.BasePruningMethod) and hook._tensor_name == name:
-            del module._forward_pre_hooks[key]
-    module.__dict__.pop(name, None)
-    del module._parameters[name + "_orig"]
-    del module._buffers[name + "_mask"]
-    with torch.no_grad():
-        zero_pruned_(parameter, keep)
-    module._parameters[name] = parameter
+    parameter, keep, mask_dtype = to_dense(module, name)
     keep_fraction = float(keep.sum()) / keep.numel()
     context_attributes: tuple[str, ...] = ()
     if keep_fraction == 1.0:
@@ -242,8 +231,8 @@ def _to_dense(module: nn.Module, name: str, sparse_density: float) -> _Converted
         handle = None
     else:
         handle = parameter.register_post_accumulate_grad_hook(_GradMask(parameter, keep))
-    hold_dense(module, name, keep, mask.dtype, context_attributes)
-    return _Converted(module, name, parameter, keep, keep_fraction, mask.dtype, handle)
+    hold_dense(module, name, keep, mask_dtype, context_attributes)
+    return _Converted(module, name, parameter, keep, keep_fraction, mask_dtype, handle)
 
 
 def _to_pruned(entry: _Converted) -> None:
@@ -258,11 +247,7 @@ def _to_pruned(entry: _Converted) -> None:
             f"masked_training(): {type(module).__name__}.{name} was pruned or replaced inside the "
             "context; prune outside masked_training()."
         )
-    del module._parameters[name]
-    module._parameters[name + "_orig"] = entry.parameter
-    module.register_buffer(name + "_mask", entry.keep.to(entry.mask_dtype))
-    module.register_forward_pre_hook(AppliedMask(name, module))
-    refresh(module, name)
+    to_pruned(module, name, entry.keep, entry.mask_dtype)
 
 
 # Smallest linear weight that the sparse kernels train. Below it their fixed costs (building

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from lth_prune._reparam import tensor_key
+from lth_prune.layers import tensor_key
 from lth_prune.criteria import CRITERIA, prune_at_init
 from lth_prune.imp.pruning import level_targets
 from lth_prune.imp.rewinding import RewindPoint

@@ -8,7 +8,7 @@ dense network trained. The masks change during training, so these phases train w
 """
 from __future__ import annotations
 
-from lth_prune._reparam import prunable_layers
+from lth_prune.layers import prunable_layers
 from lth_prune.criteria import GradualMagnitudePruning
 from lth_prune.imp.pruning import level_targets
 from lth_prune.imp.rewinding import RewindPoint

@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from lth_prune import distributed
-from lth_prune._reparam import prunable_layers, prunable_tensor, tensor_key
+from lth_prune.layers import prunable_layers, prunable_tensor, tensor_key
 from lth_prune.imp.pruning import prune_level
 from lth_prune.imp.rewinding import RewindPoint
 from lth_prune.imp.rundir import RunStore

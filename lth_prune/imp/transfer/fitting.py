@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lth_prune import models
-from lth_prune._reparam import output_layer
+from lth_prune.layers import output_layer
 from lth_prune.data import DataSplits, load_dataset
 from lth_prune.data.splits import channel_statistics, normalise_
 from lth_prune.imp.config import ExperimentConfig

@@ -40,7 +40,7 @@ def test_experiment_names():
     )
     assert imp.REWIND_POLICIES.names()[:4] == ["init", "step", "lr", "finetune"]
     assert imp.BRANCHES.names()[:4] == ["random_reinit", "random_pruning", "inverted_scores", "stability"]
-    assert imp.METHODS.names()[:7] == ["gmp", "imp", "snip", "grasp", "synflow", "magnitude-init", "random"]
+    assert imp.METHODS.names()[:8] == ["gmp", "imp", "transfer", "snip", "grasp", "synflow", "magnitude-init", "random"]
 
 
 def test_public_callables_are_documented():

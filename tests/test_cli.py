@@ -292,6 +292,14 @@ def test_transfer_end_to_end_prints_the_table_and_writes_a_run_directory(finishe
     transfer = json.loads((target / "transfer.json").read_text())
     assert transfer["levels"] == [0, 1] and transfer["output_layer"] == "new"
     assert all((target / name).is_file() for name in FIGURES)
+    # Again into the same directory: refused, unless continued; a finished one resumes at once.
+    assert cli.main(argv) == 2
+    assert "already holds a run; pass resume=True (--resume) to continue it" in capsys.readouterr().err
+    assert cli.main([*argv, "--resume"]) == 0
+    assert Results.load(target).levels == results.levels
+    # A plain resume knows the directory for a transfer, never finishing it as IMP.
+    assert cli.main(["run", "--out", str(target), "--resume", "--quiet"]) == 0
+    assert Results.load(target).config.method == "transfer"
 
 
 def test_transfer_ticket_forms_and_settings(finished_run, monkeypatch, capsys):

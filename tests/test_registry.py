@@ -88,7 +88,7 @@ def test_every_extension_point_is_a_registry_with_its_built_ins():
     assert set(MODELS.names()) >= {"network", "conv2", "conv4", "conv6", "lenet300_100", "resnet20", "vgg16"}
     assert set(DATASETS.names()) >= {"digits", "mnist", "fashion-mnist", "cifar10", "synthetic"}
     assert CRITERIA.names()[:5] == ["snip", "grasp", "synflow", "magnitude-init", "random"]
-    assert METHODS.names()[:7] == ["gmp", "imp", "snip", "grasp", "synflow", "magnitude-init", "random"]
+    assert METHODS.names()[:8] == ["gmp", "imp", "transfer", "snip", "grasp", "synflow", "magnitude-init", "random"]
     assert BRANCHES.names()[:4] == ["random_reinit", "random_pruning", "inverted_scores", "stability"]
     assert REWIND_POLICIES.names()[:4] == ["init", "step", "lr", "finetune"]
     assert imp.METHODS is METHODS and imp.BRANCHES is BRANCHES and imp.REWIND_POLICIES is REWIND_POLICIES

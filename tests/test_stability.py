@@ -62,7 +62,7 @@ def test_instability_against_the_rewind_step(tmp_path):
         rewind_stability(config, [0, 10], progress=False)
     with pytest.raises(ValueError, match=r"steps must be a non-empty list of ints, got \[\]"):
         rewind_stability(config, [], progress=False)
-    with pytest.raises(ValueError, match=r"run_dir must not hold a run already"):
+    with pytest.raises(ValueError, match=r"rewind_stability\(\): run_dir .* already holds a run; choose another directory"):
         rewind_stability(config, [0], run_dir=tmp_path / "s", progress=False)
 
 

@@ -180,7 +180,7 @@ def test_bad_arguments_are_rejected_before_any_training(source_run, changes, err
 def test_source_and_run_directory_guards(source_run, tmp_path, no_training):
     with pytest.raises(FileNotFoundError, match=r"transfer\(\): source must be a run directory"):
         transfer(tmp_path, "digits")
-    with pytest.raises(ValueError, match=r"transfer\(\): run_dir must not hold a run already"):
+    with pytest.raises(ValueError, match=r"transfer\(\): run_dir .* already holds a run; pass resume=True"):
         transfer(source_run, SOURCE, data=_target_data(), run_dir=source_run)
 
 
@@ -198,3 +198,44 @@ def test_resize_inputs_resizes_adapts_channels_and_renormalizes():
         resize_inputs(data, (2, 8, 8))
     with pytest.raises(ValueError, match=r"resize_inputs\(\): input_shape must be \(C, H, W\) of positive ints"):
         resize_inputs(data, (8, 8))
+
+
+def _numbers(results: imp.Results) -> list[dict]:
+    """Every level's measurements but how long they took."""
+    levels = json.loads(json.dumps(results.levels))
+    for record in [*levels, *(seed for level in levels for seed in level["seeds"])]:
+        record.pop("seconds", None)
+        record.pop("seconds_std", None)
+    return levels
+
+
+def test_a_killed_transfer_resumes_to_the_results_of_an_uninterrupted_one(source_run, tmp_path, monkeypatch):
+    # A transfer is a run of method "transfer" through the one level loop: it checkpoints and
+    # resumes as any run, from transfer() and from lth-prune run --resume alike.
+    from lth_prune.imp.rundir import RunStore
+
+    target = SOURCE.replace(controls=default_controls())
+    whole = transfer(source_run, target, data=_target_data(), run_dir=tmp_path / "whole", progress=False)
+    original, saved = RunStore.save_level, []
+
+    def dies_at_level_2(self, record, *args):
+        if record["level"] == 2:
+            raise KeyboardInterrupt("killed")
+        saved.append(record["level"])
+        original(self, record, *args)
+
+    monkeypatch.setattr(RunStore, "save_level", dies_at_level_2)
+    for name in ("killed", "killed-again"):
+        with pytest.raises(KeyboardInterrupt):
+            transfer(source_run, target, data=_target_data(), run_dir=tmp_path / name, progress=False)
+    monkeypatch.undo()
+    assert saved == [0, 1, 0, 1]
+    with pytest.raises(ValueError, match=r"transfer\(\): run_dir .* already holds a run; pass resume=True"):
+        transfer(source_run, target, data=_target_data(), run_dir=tmp_path / "killed", progress=False)
+    resumed = transfer(source_run, target, data=_target_data(), run_dir=tmp_path / "killed", resume=True, progress=False)
+    assert _numbers(resumed) == _numbers(whole)
+    assert resumed.config.method == "transfer" and read_transfer(tmp_path / "killed") == read_transfer(tmp_path / "whole")
+    # The saved settings say it is a transfer: a plain resume continues it as one, not as IMP.
+    again = imp.run(RunStore(tmp_path / "killed-again").read_config(), run_dir=tmp_path / "killed-again", resume=True,
+                    data=_target_data(), progress=False)
+    assert _numbers(again) == _numbers(whole)

@@ -61,8 +61,6 @@ def _command(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:
         return fail(error, 2)
     out = args.out if args.out is not None else Path("runs") / f"{config.run_name()}-stability"
-    if RunStore(out).holds_run():
-        return fail(f"{out} already holds a run; choose another --out.", 2)
     try:
         result = rewind_stability(config, args.steps, run_dir=out, progress=False if args.quiet else None)
         paths = plot_rewind_stability(result, out)

@@ -57,6 +57,9 @@ def add_transfer_parser(commands: Any) -> None:
                          help="resize the target images to the source's input shape when a layer would not fit")
     options.add_argument("--out", type=Path, metavar="DIR",
                          help="run directory (default: runs/<source run>-to-<dataset>[-level_N])")
+    options.add_argument("--resume", action="store_true",
+                         help="continue the transfer in --out from its last finished level (give the command it "
+                         "started with, plus --resume)")
     options.add_argument("--quiet", action="store_true", help="no progress bars")
     options.add_argument("--print-config", action="store_true",
                          help="print the target settings as JSON and exit without running")
@@ -88,18 +91,16 @@ def _command(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     out = args.out if args.out is not None else Path("runs") / f"{source.name}-to-{config.dataset}{ticket.suffix}"
-    if RunStore(out).holds_run():
-        return fail(f"{out} already holds a run; choose another --out.", 2)
     try:
         results = transfer(source, config, levels=levels, seed=seed, resize=args.resize, run_dir=out,
-                           progress=False if args.quiet else None)
+                           resume=args.resume, progress=False if args.quiet else None)
         paths = report.plot_run(out)
     except (OSError, RuntimeError, RunDirectoryError) as error:
         return fail(error, 1)
     except (ValueError, TypeError) as error:
         return fail(error, 2)
     except KeyboardInterrupt:
-        return fail(f"interrupted; {out} holds an unfinished transfer, remove it before trying again", 130)
+        return fail(f"interrupted; finished levels are kept in {out}; continue with the same command and --resume", 130)
     print(report.format_table(results))
     print()
     print(_describe(results, source, read_transfer(out) or {}))
@@ -116,8 +117,7 @@ def _default_text(name: str, default: Any) -> str:
 
 
 def _describe(results: imp.Results, source: Path, info: dict[str, Any]) -> str:
-    entry = results.levels[0]
-    if entry.get("output_layer") == "new":
+    if info.get("output_layer") == "new":
         output = "new (fresh initialization, random mask at the source output layer's sparsity)"
     else:
         output = "transferred with the ticket"

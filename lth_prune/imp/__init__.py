@@ -17,7 +17,7 @@ from lth_prune.imp.rewinding import REWIND_POLICIES
 from lth_prune.imp.searches import METHODS
 
 # Importing a search registers it (after the settings, which they read).
-from lth_prune.imp.searches import at_init, gradual, iterative  # noqa: E402, F401  isort: skip
+from lth_prune.imp.searches import at_init, gradual, iterative, transfer  # noqa: E402, F401  isort: skip
 
 __all__ = [
     # settings

@@ -81,6 +81,13 @@ class ExperimentConfig:
         rewind_step: the optimizer step rewound to when ``rewind="step"``.
         one_shot: prune to each level's sparsity in one step from the dense trained network
             instead of iteratively.
+        transfer_from: with ``method="transfer"``: the run directory whose tickets are trained
+            on this data set (Morcos et al. 2019; :func:`lth_prune.imp.transfer.transfer`).
+        transfer_levels: the source run's levels to transfer; empty: every finished one (level
+            0, the dense network, always).
+        transfer_seed: the source seed whose tickets every seed trains; ``None``: the same seed.
+        resize: resize this data set's images to the source run's input shape where a layer
+            would not fit otherwise.
         controls: the branches trained next to the ticket at every level, names from
             :data:`lth_prune.imp.branches.BRANCHES`:
             ``"random_reinit"`` (the ticket's mask on a fresh initialization),
@@ -140,6 +147,10 @@ class ExperimentConfig:
     rewind: str = "init"
     rewind_step: int = 0
     one_shot: bool = False
+    transfer_from: str | None = None
+    transfer_levels: tuple[int, ...] = ()
+    transfer_seed: int | None = None
+    resize: bool = False
     controls: tuple[str, ...] = ("random_reinit",)
     stability_levels: tuple[int, ...] = ()
     stability_batchnorm: str = "plain"
@@ -156,7 +167,7 @@ class ExperimentConfig:
     plugins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("exclude", "controls", "seeds", "stability_levels", "plugins"):
+        for name in ("exclude", "controls", "seeds", "stability_levels", "plugins", "transfer_levels"):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
                 object.__setattr__(self, name, tuple(value))
@@ -165,9 +176,12 @@ class ExperimentConfig:
                 raise TypeError(
                     f"ExperimentConfig: {name} must be a list or tuple, got {value!r}; pass ({value!r},)."
                 )
-        for name in ("data_dir", "tensorboard"):
+        for name in ("data_dir", "tensorboard", "transfer_from"):
             if isinstance(getattr(self, name), os.PathLike):
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
+        if isinstance(self.transfer_from, str) and self.transfer_from:
+            # The source is named by its absolute path, so a worker or a resume elsewhere finds it.
+            object.__setattr__(self, "transfer_from", str(Path(self.transfer_from).resolve()))
         # A plugin file is named by its absolute path, so workers and later runs find it anywhere.
         object.__setattr__(self, "plugins", tuple(
             str(Path(plugin).resolve()) if isinstance(plugin, str) and plugin.endswith(".py") else plugin
@@ -368,11 +382,15 @@ def _validate(config: ExperimentConfig) -> None:
             raise ValueError(
                 f"ExperimentConfig: exclude must hold layer names (dotted module names, not empty), got {name!r}."
             )
-    for name in ("data_dir", "tensorboard"):
+    for name in ("data_dir", "tensorboard", "transfer_from"):
         value = getattr(config, name)
         if value is not None and not isinstance(value, str):
             raise TypeError(f"ExperimentConfig: {name} must be a path (str) or None, got {value!r}.")
-    for name in ("one_shot", "masked_training", "download"):
+    if not all(isinstance(level, int) and not isinstance(level, bool) and level >= 0 for level in config.transfer_levels):
+        raise ValueError(f"ExperimentConfig: transfer_levels must be levels, ints >= 0, got {list(config.transfer_levels)!r}.")
+    if config.transfer_seed is not None:
+        _integer(config, "transfer_seed", low=-(2**63))
+    for name in ("one_shot", "masked_training", "download", "resize"):
         if not isinstance(getattr(config, name), bool):
             raise TypeError(f"ExperimentConfig: {name} must be a bool, got {getattr(config, name)!r}.")
     if config.augment is not None and not isinstance(config.augment, bool):

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from lth_prune import distributed
 from lth_prune.data import DataSplits
 from lth_prune.imp.branches import BRANCHES, LevelTicket
-from lth_prune.imp.config import EXECUTION_SETTINGS, ExperimentConfig
+from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.jobs import map_in_workers
 from lth_prune.imp.phases import sparsity_record, train_network, trainer
 from lth_prune.imp.results import Results
@@ -87,7 +87,7 @@ def run(
     created_group, rank_device = distributed.init_from_env(config.device)
     try:
         store = None if run_dir is None else RunStore(run_dir)
-        _check_run_dir(config, store, run_dir, resume)
+        _check_run_dir(config, store, resume)
         setup = prepare(config, model, data, progress, device=rank_device)
         setup.policy.check_length(setup.iterations, "run()")
         METHODS.get(config.method).check(setup)
@@ -95,6 +95,7 @@ def run(
             torch.distributed.barrier()  # every rank has checked run_dir before rank 0 writes
         writer = store if distributed.is_main_process() else None
         with _writing(writer, config, resume):
+            METHODS.get(config.method).begin(setup, writer)
             records = _run_seeds(setup, store, writer, model, data)
             results = Results.from_records(config, records, None if store is None else store.run_dir)
             if writer is not None:
@@ -105,41 +106,13 @@ def run(
             torch.distributed.destroy_process_group()
 
 
-def _check_run_dir(config: ExperimentConfig, store: RunStore | None, run_dir: Any, resume: bool) -> bool:
-    """Check ``run_dir`` against ``resume`` and the config it holds; write nothing.
-
-    Returns:
-        Whether the run starts afresh (its config is to be written): a new directory, or one
-        whose run finished no level (a start that failed), which takes the new settings.
-    """
+def _check_run_dir(config: ExperimentConfig, store: RunStore | None, resume: bool) -> bool:
+    """Whether the run starts afresh (:meth:`RunStore.check_start`; in memory: always)."""
     if store is None:
         if resume:
             raise ValueError("run(): resume=True needs run_dir, the directory of the run to continue.")
         return True
-    if store.run_dir.exists() and not store.run_dir.is_dir():
-        raise ValueError(f"run(): run_dir must be a directory, got {str(run_dir)!r}, which is a file.")
-    saved = store.read_config()
-    if saved is None:
-        if resume:
-            raise ValueError(
-                f"run(): resume=True needs a run in run_dir, got {str(run_dir)!r}, which holds none; check the "
-                "directory, or start the run without resume (--resume)."
-            )
-        return True
-    if not any(store.finished_levels(seed) for seed in saved.seeds):
-        return True  # nothing would be mixed: the settings may change
-    if not resume:
-        raise ValueError(
-            f"run(): run_dir {str(run_dir)!r} already holds a run; pass resume=True (--resume) to "
-            "continue it, or choose another directory."
-        )
-    current = config.to_dict()
-    differs = sorted(
-        key for key, value in saved.to_dict().items() if key not in EXECUTION_SETTINGS and current[key] != value
-    )
-    if differs:
-        raise ValueError(f"run(): resume needs the config the run started with; these settings differ: {differs}.")
-    return False
+    return store.check_start(config, resume, "run()")
 
 
 @contextlib.contextmanager
@@ -150,7 +123,7 @@ def _writing(writer: RunStore | None, config: ExperimentConfig, resume: bool) ->
         return
     with writer.lock():
         # Checked again under the lock: another run may have started here since the first check.
-        if _check_run_dir(config, writer, writer.run_dir, resume):
+        if _check_run_dir(config, writer, resume):
             writer.write_config(config)
         yield
 
@@ -197,14 +170,14 @@ def _level_loop(
 ) -> list[dict[str, Any]]:
     config = setup.config
     search = METHODS.get(config.method)(setup, seed)
-    records = _finished_records(store, seed)[: config.rounds + 1]
+    every = search.levels
+    records = _finished_records(store, seed, every)
     if store is not None and records:
-        for level in range(len(records)):
-            store.ticket(level, seed)  # a damaged ticket is named now, not found by a later reader
+        for record in records:
+            store.ticket(record["level"], seed)  # a damaged ticket is named now, not found by a later reader
         search.resume(store, len(records))
     levels = tqdm(
-        range(len(records), config.rounds + 1), desc=f"seed {seed}", disable=not setup.progress,
-        initial=len(records), total=config.rounds + 1,
+        every[len(records):], desc=f"seed {seed}", disable=not setup.progress, initial=len(records), total=len(every),
     )
     for level in levels:
         started = time.perf_counter()
@@ -214,7 +187,7 @@ def _level_loop(
         start = search.level(level)
         record.update(start.measured)
         record.update(train_network(
-            setup, start.network, seed=seed, level=level, phase="ticket", start=start.start,
+            setup, start.network, seed=seed, level=level, phase=start.phase, start=start.start,
             schedule=start.schedule, optimizer=start.optimizer, masked=start.masked,
             observer=None if log is None else log.phase(level, "ticket"),
         ))
@@ -238,10 +211,10 @@ def _level_loop(
     return records
 
 
-def _finished_records(store: RunStore | None, seed: int) -> list[dict[str, Any]]:
-    """The records of the levels this seed finished, in order, up to the first missing one."""
+def _finished_records(store: RunStore | None, seed: int, levels: list[int]) -> list[dict[str, Any]]:
+    """The records of the levels this seed finished, in the order of ``levels``, up to the first missing one."""
     if store is None:
         return []
-    finished = store.finished_levels(seed)
-    count = next((index for index, level in enumerate(finished) if level != index), len(finished))
-    return [store.record(level, seed) for level in range(count)]
+    finished = set(store.finished_levels(seed))
+    count = next((index for index, level in enumerate(levels) if level not in finished), len(levels))
+    return [store.record(level, seed) for level in levels[:count]]

@@ -18,18 +18,20 @@ from typing import Any, Iterable
 from lth_prune.imp.branches import BRANCHES
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.searches.base import METHODS
 
 __all__ = ["Results", "METRICS"]
 
 
 def _metric_names() -> tuple[str, ...]:
-    """The per-level measurements averaged over seeds, those of every registered branch included.
+    """The per-level measurements averaged over seeds, those of every registered branch and
+    method included.
 
     Example:
         >>> _metric_names()[:3]
         ('test_accuracy', 'test_loss', 'no_retrain_accuracy')
     """
-    return (
+    return tuple(dict.fromkeys((
         "test_accuracy",
         "test_loss",
         "no_retrain_accuracy",
@@ -37,9 +39,10 @@ def _metric_names() -> tuple[str, ...]:
         "early_stop_iteration",
         "early_stop_test_accuracy",
         *(metric for name in BRANCHES.names() for metric in BRANCHES.get(name).metrics),
+        *(metric for name in METHODS.names() for metric in METHODS.get(name).metrics),
         "seconds",
         "iterations",
-    )
+    )))
 
 
 # Per-level measurements averaged over seeds (each also gets a "<name>_std"), with the built-in
@@ -137,5 +140,9 @@ def _aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
         present = [float(v) for v in values if v is not None and not math.isnan(float(v))]
         entry[metric] = statistics.fmean(present) if present else None
         entry[metric + "_std"] = (statistics.stdev(present) if len(present) > 1 else 0.0) if present else None
+    # A label every seed gives alike (a transfer's output_layer: "new") is the level's too.
+    for key, value in first.items():
+        if isinstance(value, str) and key not in entry and all(r.get(key) == value for r in records):
+            entry[key] = value
     entry["seeds"] = records
     return entry

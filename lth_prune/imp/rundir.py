@@ -45,7 +45,7 @@ from lth_prune.imp._files import (
     torch_bytes,
     write_atomic,
 )
-from lth_prune.imp.config import ExperimentConfig
+from lth_prune.imp.config import EXECUTION_SETTINGS, ExperimentConfig
 from lth_prune.imp.rewinding import RewindPoint
 from lth_prune.tickets import read_ticket
 
@@ -211,6 +211,58 @@ class RunStore:
     def holds_run(self) -> bool:
         """Whether the directory holds a run (its ``config.json``)."""
         return (self.run_dir / _CONFIG).is_file()
+
+    def check_start(self, config: ExperimentConfig, resume: bool, caller: str, *, resumable: bool = True) -> bool:
+        """Whether a run of ``config`` may start here: afresh, resumed, or not at all; writes nothing.
+
+        The one judge of a directory: fresh (no run, or one that finished no level, which takes
+        the new settings), resumable (``resume`` and the same settings, but where it runs), or
+        foreign (a file, another run, other settings).
+
+        Args:
+            config: the settings of the run about to start.
+            resume: whether it is asked to continue the run in the directory.
+            caller: the public function asking, named in error messages.
+            resumable: whether the caller can resume at all (a stability study cannot).
+
+        Returns:
+            Whether the run starts afresh (its config is to be written).
+
+        Raises:
+            ValueError: if the directory is a file, holds a run and ``resume`` is false, holds
+                none and ``resume`` is true, or holds one of other settings.
+            RunDirectoryError: if its ``config.json`` is unreadable.
+        """
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ValueError(f"{caller}: run_dir must be a directory, got {str(self.run_dir)!r}, which is a file.")
+        saved = self.read_config()
+        if saved is None:
+            if resume:
+                raise ValueError(
+                    f"{caller}: resume=True needs a run in run_dir, got {str(self.run_dir)!r}, which holds none; check "
+                    "the directory, or start the run without resume (--resume)."
+                )
+            return True
+        finished = any(self.finished_levels(seed) for seed in saved.seeds) or any(
+            (self.run_dir / name).is_file() for name in (_RESULTS, _STABILITY)
+        )
+        if not finished:
+            return True  # nothing would be mixed: the settings may change
+        if not resume:
+            how = "pass resume=True (--resume) to continue it, or choose" if resumable else "choose"
+            raise ValueError(f"{caller}: run_dir {str(self.run_dir)!r} already holds a run; {how} another directory.")
+        if self.read_transfer() is not None and saved.method != "transfer":
+            raise ValueError(
+                f"{caller}: run_dir {str(self.run_dir)!r} holds a transfer written before transfers were runs of their "
+                "own method, which cannot be resumed; transfer again into another directory."
+            )
+        current = config.to_dict()
+        differs = sorted(
+            key for key, value in saved.to_dict().items() if key not in EXECUTION_SETTINGS and current[key] != value
+        )
+        if differs:
+            raise ValueError(f"{caller}: resume needs the config the run started with; these settings differ: {differs}.")
+        return False
 
     def read_config(self) -> ExperimentConfig | None:
         """The run's settings, or ``None`` if the directory holds no run.

@@ -11,7 +11,7 @@ import dataclasses
 import math
 import sys
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import torch
 from torch import nn
@@ -22,6 +22,7 @@ from lth_prune.imp.branches import BRANCHES
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.pruning import check_pruning
 from lth_prune.imp.rewinding import REWIND_POLICIES, RewindPolicy
+from lth_prune.imp.searches.base import METHODS
 from lth_prune.imp.tensorboard import check_tensorboard
 from lth_prune.models.external import is_external
 from lth_prune.training import LearningRateSchedule
@@ -50,6 +51,8 @@ class Setup:
         val_loader: the validation split in evaluation batches.
         test_loader: the test split in evaluation batches.
         needs_scores: whether a branch of the run needs the scores a level's mask was chosen by.
+        plan: what the method worked out for the whole run before any work (its search's
+            ``plan``; transfer: the source's tickets fitted to the data), or ``None``.
     """
 
     config: ExperimentConfig
@@ -64,6 +67,7 @@ class Setup:
     test_loader: InMemoryLoader
     needs_scores: bool
     _factory: Callable[[int], nn.Module]
+    plan: Any = None
 
     def build(self, seed: int) -> nn.Module:
         """A freshly initialized network under ``torch.manual_seed(seed)``, on the device."""
@@ -113,6 +117,7 @@ def prepare(
         )
     elif not isinstance(data, DataSplits):
         raise TypeError(f"{caller}: data must be a lth_prune.data.DataSplits, got {type(data).__name__}.")
+    plan, data = METHODS.get(config.method).plan(config, data)
     if data.train_x.device != device:
         # Moved once here, not by every round's loaders: on a GPU each round would copy it again.
         data = dataclasses.replace(data, **{
@@ -138,7 +143,7 @@ def prepare(
         val_loader=InMemoryLoader(data.val_x, data.val_y, EVAL_BATCH, shuffle=False),
         test_loader=InMemoryLoader(data.test_x, data.test_y, EVAL_BATCH, shuffle=False),
         needs_scores=any(BRANCHES.get(name).needs_scores for name in config.controls),
-        _factory=factory,
+        _factory=factory, plan=plan,
     )
 
 

@@ -113,8 +113,8 @@ def rewind_stability(
     if isinstance(steps, (str, bytes)) or not all(isinstance(k, int) and not isinstance(k, bool) for k in steps) or not steps:
         raise ValueError(f"rewind_stability(): steps must be a non-empty list of ints, got {steps!r}.")
     store = None if run_dir is None else RunStore(run_dir)
-    if store is not None and store.holds_run():
-        raise ValueError(f"rewind_stability(): run_dir must not hold a run already, got {str(run_dir)!r}.")
+    if store is not None:
+        store.check_start(config, False, "rewind_stability()", resumable=False)
     setup = prepare(config, model, data, progress, caller="rewind_stability()")
     chosen = tuple(sorted(set(steps)))
     if chosen[0] < 0 or chosen[-1] >= setup.iterations:

@@ -4,7 +4,9 @@
   trained network, reset by the rewind policy;
 * every criterion of :mod:`lth_prune.criteria` (:mod:`~lth_prune.imp.searches.at_init`):
   the initialization pruned to the level's count, then trained;
-* ``"gmp"`` (:mod:`~lth_prune.imp.searches.gradual`): pruned during training.
+* ``"gmp"`` (:mod:`~lth_prune.imp.searches.gradual`): pruned during training;
+* ``"transfer"`` (:mod:`~lth_prune.imp.searches.transfer`): another run's tickets, fitted to this
+  run's data.
 
 The level loop asks the search for each level's network and trains it; levels, seeds, branches,
 results, tables and figures are the same for every method, so runs of different methods
@@ -15,7 +17,7 @@ Example:
     >>> [METHODS.get(method).__name__ for method in ("imp", "snip", "gmp")]
     ['IterativeMagnitude', 'AtInitialization', 'GradualMagnitude']
     >>> METHODS.names()
-    ['gmp', 'imp', 'snip', 'grasp', 'synflow', 'magnitude-init', 'random']
+    ['gmp', 'imp', 'transfer', 'snip', 'grasp', 'synflow', 'magnitude-init', 'random']
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 and the registry of methods, :data:`METHODS`."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
@@ -19,6 +20,7 @@ from lth_prune.training import LearningRateSchedule
 Setup = Any  # lth_prune.imp.setup.Setup
 RunStore = Any  # lth_prune.imp.rundir.RunStore
 ExperimentConfig = Any  # lth_prune.imp.config.ExperimentConfig
+DataSplits = Any  # lth_prune.data.DataSplits
 
 __all__ = ["METHODS", "LevelStart", "Search"]
 
@@ -37,6 +39,7 @@ class LevelStart:
             during training).
         scores: what the level's mask was chosen by, by weight name (the lowest pruned first);
             ``None`` if the search has none.
+        phase: the name its training is seeded by (``"ticket"``).
     """
 
     network: nn.Module
@@ -46,6 +49,7 @@ class LevelStart:
     optimizer: torch.optim.Optimizer | None = None
     masked: bool = True
     scores: Mapping[str, Tensor] | None = None
+    phase: str = "ticket"
 
 
 class Search:
@@ -61,13 +65,19 @@ class Search:
         gives_scores: whether :meth:`level` gives the scores its masks were chosen by.
         default_pruning: the ``ExperimentConfig.pruning`` it uses where the config leaves it
             ``None``: ``"layerwise"`` (each layer at its rate) or ``"global"``.
-        rewinds: whether it prunes a trained network and rewinds it, so that
-            ``ExperimentConfig.rewind`` and ``one_shot`` mean something to it (IMP only).
+        rewinds: whether it prunes a trained network and rewinds it, so that the rewind mode
+            names its tickets in tables and figures (IMP only).
+        settings: the ``ExperimentConfig`` fields only this method reads (IMP: ``rewind``,
+            ``rewind_step``, ``one_shot``); every other method needs them at their defaults.
+        metrics: measurements its :meth:`level` records that results average over seeds
+            (transfer: ``source_test_accuracy``).
     """
 
     gives_scores: ClassVar[bool] = True
     default_pruning: ClassVar[str] = "layerwise"
     rewinds: ClassVar[bool] = False
+    settings: ClassVar[tuple[str, ...]] = ()
+    metrics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, setup: Setup, seed: int) -> None:
         self.setup = setup
@@ -75,17 +85,43 @@ class Search:
 
     @classmethod
     def validate(cls, config: ExperimentConfig, method: str) -> None:
-        """Refuse settings this method cannot mean, when the config is made.
+        """Refuse settings this method cannot mean, when the config is made: those another method
+        owns (its :attr:`settings`) must be at their defaults.
 
         Raises:
             ValueError: with ``ExperimentConfig``'s wording.
         """
-        if not cls.rewinds and (config.rewind != "init" or config.one_shot):
-            raise ValueError(
-                f"ExperimentConfig: rewind and one_shot describe IMP; method {method!r} trains each level from "
-                f"initialization, so it needs rewind='init' and one_shot=False, got rewind={config.rewind!r} and "
-                f"one_shot={config.one_shot}."
-            )
+        defaults = {setting.name: setting.default for setting in dataclasses.fields(config)}
+        for owner in METHODS.names():
+            search = METHODS.get(owner)
+            if search is cls or not search.settings:
+                continue
+            given = [name for name in search.settings if getattr(config, name) != defaults[name]]
+            if given:
+                shown = ", ".join(f"{name}={getattr(config, name)!r}" for name in given)
+                wanted = ", ".join(f"{name}={defaults[name]!r}" for name in given)
+                raise ValueError(
+                    f"ExperimentConfig: {', '.join(search.settings)} describe method {owner!r}; method {method!r} "
+                    f"does not use them, so it needs {wanted}, got {shown}."
+                )
+
+    @classmethod
+    def plan(cls, config: ExperimentConfig, data: DataSplits) -> tuple[Any, DataSplits]:
+        """What the whole run needs from this method before any work, and the data it trains on.
+
+        Called once per process by :func:`lth_prune.imp.setup.prepare`, before the model is
+        built; the result is ``Setup.plan``. Default: nothing, and the data as they are
+        (transfer: the source's tickets fitted to the data, and the data resized to them).
+
+        Raises:
+            ValueError: if the settings cannot run (named before anything is trained).
+        """
+        return None, data
+
+    @classmethod
+    def begin(cls, setup: Setup, writer: RunStore | None) -> None:
+        """Called once a run's settings are written, before its first level; ``writer`` is the
+        run store (``None`` in memory, or on a rank that does not write)."""
 
     @classmethod
     def check(cls, setup: Setup) -> None:
@@ -101,8 +137,13 @@ class Search:
                 f"{setup.config.method!r} has none; drop them or choose another method."
             )
 
+    @property
+    def levels(self) -> list[int]:
+        """The levels this seed trains, in order: ``0`` to ``config.rounds`` by default."""
+        return list(range(self.setup.config.rounds + 1))
+
     def resume(self, store: RunStore, finished: int) -> None:
-        """Take up a run whose first ``finished`` levels are done."""
+        """Take up a run whose first ``finished`` levels (of :attr:`levels`) are done."""
 
     def level(self, level: int) -> LevelStart:
         """The network of ``level``, pruned, and how to train it."""

@@ -28,6 +28,7 @@ class IterativeMagnitude(Search):
     """Prune the trained network by magnitude, reset it as the rewind policy says, train again."""
 
     rewinds = True
+    settings = ("rewind", "rewind_step", "one_shot")
 
     def __init__(self, setup: Setup, seed: int) -> None:
         super().__init__(setup, seed)

@@ -25,31 +25,24 @@ Fitting a ticket to the target data:
 Level 0 of a transfer is the dense network (the source's level-0 rewind point: its
 initialization, or step k with late rewinding) trained on the target. Every network trains for
 the target config's full schedule from step 0.
+
+A transfer is a run of its own method, ``"transfer"`` (:mod:`lth_prune.imp.searches.transfer`),
+through the one level loop of :func:`lth_prune.imp.run`: its config says where its tickets come
+from (``transfer_from``, ``transfer_levels``, ``transfer_seed``, ``resize``), so a killed transfer
+resumes (``resume=True``, ``lth-prune transfer ... --resume``) to the same results.
 """
 from __future__ import annotations
 
 import os
-import time
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Sequence, Union
 
-import torch
-from torch import Tensor, nn
-from tqdm.auto import tqdm
-
-from lth_prune.data import DataSplits, load_dataset
-from lth_prune.imp.branches import BRANCHES, LevelTicket
-from lth_prune.imp.branches.random_pruning import random_masks
+from lth_prune.data import DataSplits
+from lth_prune.imp.branches import BRANCHES
 from lth_prune.imp.config import ExperimentConfig
-from lth_prune.imp.phases import sparsity_record, train_network, trainer
+from lth_prune.imp.experiment import run
 from lth_prune.imp.results import Results
-from lth_prune.imp.rewinding import RewindPoint
 from lth_prune.imp.rundir import TRANSFER_FILE, RunStore
-from lth_prune.imp.seeding import derive_seed
-from lth_prune.imp.setup import Setup, prepare
-from lth_prune.imp.transfer.fitting import TransferPlan, plan_transfer, resize_inputs
-from lth_prune.masks import get_masks, set_masks
-from lth_prune.rewind import capture_state, register_rewind_hooks, restore_state
-from lth_prune.tickets import save_ticket
+from lth_prune.imp.transfer.fitting import resize_inputs
 
 __all__ = ["TRANSFER_FILE", "default_controls", "read_transfer", "resize_inputs", "transfer"]
 
@@ -64,6 +57,7 @@ def transfer(
     seed: int | None = None,
     resize: bool = False,
     run_dir: PathLike | None = None,
+    resume: bool = False,
     data: DataSplits | None = None,
     progress: bool | None = None,
 ) -> Results:
@@ -84,10 +78,12 @@ def transfer(
         seed: the source seed whose tickets every target seed trains; default: the same seed.
         resize: resize the target images to the source's input shape when a layer would not
             fit otherwise (see :func:`resize_inputs`).
-        run_dir: where to write ``config.json`` (the target config), ``transfer.json`` (the
-            source run, levels, seeds and how the ticket was fitted), results and one checkpoint
-            per level and seed; ``None`` keeps everything in memory. Figures are drawn by
-            :func:`lth_prune.report.plot_run` (``lth-prune transfer`` calls it).
+        run_dir: where to write ``config.json`` (the target config, ``method="transfer"``),
+            ``transfer.json`` (the source run, levels, seeds and how the ticket was fitted),
+            results and one checkpoint per level and seed; ``None`` keeps everything in memory.
+            Figures are drawn by :func:`lth_prune.report.plot_run` (``lth-prune transfer``
+            calls it).
+        resume: continue the transfer in ``run_dir`` from its last finished level.
         data: your own target :class:`lth_prune.data.DataSplits` instead of the config's data set.
         progress: show progress bars; default: when standard error is a terminal.
 
@@ -101,8 +97,8 @@ def transfer(
         TypeError: if ``target`` or ``data`` has the wrong type.
         ValueError: if the model differs from the source's, a level or seed is not in the
             source run, a layer does not fit the target data (the message names the layer and
-            both input shapes), or ``run_dir`` already holds a run. All are checked before any
-            training.
+            both input shapes), a control needs scores a transfer does not have, or ``run_dir``
+            already holds a run and ``resume`` is false. All are checked before any training.
 
     Example:
         >>> import tempfile
@@ -114,37 +110,23 @@ def transfer(
         >>> [(level["level"], level["output_layer"]) for level in results.levels]
         [(0, 'new'), (1, 'new')]
     """
-    source_store = RunStore(source)
-    source_config = source_store.read_config()
+    if data is not None and not isinstance(data, DataSplits):
+        raise TypeError(f"transfer(): data must be a lth_prune.data.DataSplits, got {type(data).__name__}.")
+    source_config = RunStore(source).read_config()
     if source_config is None:
         raise FileNotFoundError(
             f"transfer(): source must be a run directory written by lth-prune run (with config.json), "
             f"got {str(source)!r}."
         )
-    config = _target_config(source_config, target)
-    store = None if run_dir is None else RunStore(run_dir)
-    _check_run_dir(store)
-    if data is None:
-        data = load_dataset(
-            config.dataset, data_dir=config.data_dir, val_size=config.val_size, limit=config.limit,
-            download=config.download,
-        )
-    elif not isinstance(data, DataSplits):
-        raise TypeError(f"transfer(): data must be a lth_prune.data.DataSplits, got {type(data).__name__}.")
-    plan, data = plan_transfer(source_store, source_config, config, data, levels, seed, resize)
-    # Transferred networks all train the target's full schedule from step 0: the source's
-    # rewind settings said how it found its tickets, and no rewind policy applies here.
-    setup = prepare(config, None, data, progress, caller="transfer()")
-    if store is None:
-        return _results(config, plan, [r for target_seed in config.seeds for r in _transfer_seed(setup, plan, target_seed, None)])
-    with store.lock():
-        _check_run_dir(store)
-        store.write_config(config)
-        store.write_transfer(plan.info)
-        records = [r for target_seed in config.seeds for r in _transfer_seed(setup, plan, target_seed, store)]
-        results = _results(config, plan, records)
-        results.save(store.run_dir)
-    return results
+    # Transferred networks train the target's full schedule from step 0: the source's rewind
+    # settings said how it found its tickets, and no rewind applies here.
+    config = _target_config(source_config, target).replace(
+        method="transfer", transfer_from=os.fspath(source), transfer_levels=tuple(levels or ()), transfer_seed=seed,
+        resize=resize, rewind="init", rewind_step=0, one_shot=False,
+    )
+    if run_dir is not None:
+        RunStore(run_dir).check_start(config, resume, "transfer()")
+    return run(config, run_dir=run_dir, resume=resume, data=data, progress=progress)
 
 
 def read_transfer(run_dir: PathLike) -> dict[str, Any] | None:
@@ -159,58 +141,6 @@ def read_transfer(run_dir: PathLike) -> dict[str, Any] | None:
         True
     """
     return RunStore(run_dir).read_transfer()
-
-
-def _results(config: ExperimentConfig, plan: TransferPlan, records: list[dict[str, Any]]) -> Results:
-    results = Results.from_records(config, records)
-    for entry in results.levels:
-        measured = [r["source_test_accuracy"] for r in entry["seeds"] if r["source_test_accuracy"] is not None]
-        entry["source_test_accuracy"] = sum(measured) / len(measured) if measured else None
-        entry["output_layer"] = plan.output_layer
-    return results
-
-
-def _transfer_seed(setup: Setup, plan: TransferPlan, seed: int, store: RunStore | None) -> list[dict[str, Any]]:
-    config, records = setup.config, []
-    # One fresh initialization per seed: the new output layer starts from the same values at
-    # every level, as an IMP run's ticket does.
-    fresh_state = capture_state(setup.build(derive_seed(seed, "transfer_init")))
-    source_seed = plan.source_seeds[seed]
-    start = RewindPoint({**fresh_state, **plan.rewind_points[source_seed]}, 0)
-    for level in tqdm(plan.levels, desc=f"seed {seed}", disable=not setup.progress):
-        started = time.perf_counter()
-        fitted = plan.tickets[(source_seed, level)]
-        masks = dict(fitted.masks)
-        if fitted.output_fraction < 1.0 and plan.output_layer == "new":
-            shape = fresh_state[plan.output_name].shape
-            kept = torch.zeros(shape, dtype=torch.bool).flatten()
-            kept[: round(fitted.output_fraction * kept.numel())] = True
-            masks.update(random_masks({plan.output_name: kept.view(shape)}, derive_seed(seed, "output_mask", level)))
-        net = _network(setup, derive_seed(seed, "transfer_init"), masks, start.state)
-        rewinder = register_rewind_hooks(net)  # holds the transferred starting point, saved as the ticket
-        record: dict[str, Any] = {
-            "level": level, "seed": seed, "source_seed": source_seed, "output_layer": plan.output_layer,
-            "source_test_accuracy": fitted.source_test_accuracy,
-        }
-        record.update({metric: None for name in config.controls for metric in BRANCHES.get(name).metrics})
-        record.update(train_network(setup, net, seed=seed, level=level, phase="transferred_ticket"))
-        record.update(sparsity_record(net))
-        if level > 0:
-            ticket = LevelTicket(level, seed, masks, start, setup.build)
-            for name in config.controls:
-                record.update(BRANCHES.get(name)().run(ticket, trainer(setup, seed, level)))
-        record["seconds"] = time.perf_counter() - started
-        records.append(record)
-        if store is not None:
-            store.save_level(record, capture_state(net), get_masks(net), lambda file: save_ticket(net, file, rewinder))
-    return records
-
-
-def _network(setup: Setup, init_seed: int, masks: Mapping[str, Tensor], state: Mapping[str, Tensor]) -> nn.Module:
-    net = setup.build(init_seed)
-    set_masks(net, masks)
-    restore_state(net, state)  # into weight_orig, after the masks, so pruned entries read zero
-    return net
 
 
 def default_controls() -> tuple[str, ...]:
@@ -234,20 +164,7 @@ def _target_config(source_config: ExperimentConfig, target: ExperimentConfig | s
         raise ValueError(
             f"transfer(): target.model must be the source run's model {source_config.model!r}, got {target.model!r}."
         )
-    needing = [name for name in target.controls if BRANCHES.get(name).needs_scores]
-    if needing:
-        raise ValueError(
-            f"transfer(): target.controls must be branches a transferred ticket can feed; {needing} need the "
-            "scores a mask was chosen by, which a transfer does not have."
-        )
     return target
-
-
-def _check_run_dir(store: RunStore | None) -> None:
-    if store is not None and store.holds_run():
-        raise ValueError(
-            f"transfer(): run_dir must not hold a run already, got {str(store.run_dir)!r}; choose another directory."
-        )
 
 
 def _normalized(name: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lth_prune import analysis, imp
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store import RunStore
 from lth_prune.report import anatomy
 from lth_prune.report import compare
 from lth_prune.tickets import read_ticket

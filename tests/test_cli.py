@@ -196,11 +196,11 @@ def test_resume_of_a_directory_without_a_run_exits_2(tmp_path, capsys, monkeypat
 
 
 def test_a_busy_run_directory_exits_1(tmp_path, capsys):
-    from lth_prune.imp.rundir import RunStore
+    from lth_prune.imp.store import RunStore
 
     out = tmp_path / "busy"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import time\nfrom lth_prune.imp.rundir import RunStore\n"
+        [sys.executable, "-c", f"import time\nfrom lth_prune.imp.store import RunStore\n"
          f"with RunStore({str(out)!r}).lock():\n    print('locked', flush=True)\n    time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )

@@ -11,7 +11,7 @@ from torch import nn
 from lth_prune import imp, report
 from lth_prune.data import make_synthetic
 from lth_prune.imp import ExperimentConfig
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store import RunStore
 
 FAST = dict(dataset="synthetic", epochs=2.0, batch_size=32, rounds=2, controls=())
 

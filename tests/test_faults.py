@@ -18,8 +18,9 @@ import pytest
 import torch
 
 from lth_prune import imp
-from lth_prune.imp import ExperimentConfig, _files
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp import ExperimentConfig
+from lth_prune.imp.store import files as _files
+from lth_prune.imp.store import RunStore
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks a run to kill it"),
@@ -92,7 +93,7 @@ def _arm(write: int, when: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return real_os_write(fd, data)
 
-    import lth_prune.imp.rundir as rundir
+    import lth_prune.imp.store.rundir as rundir
 
     rundir.write_atomic = write_atomic
     _files.os.write = half_then_die  # type: ignore[attr-defined]
@@ -133,7 +134,7 @@ def test_the_write_count_is_that_of_the_run(tmp_path):
     """If the run writes more or fewer files, the kill points above no longer cover them all."""
     calls = []
     real = _files.write_atomic
-    import lth_prune.imp.rundir as rundir
+    import lth_prune.imp.store.rundir as rundir
 
     original = rundir.write_atomic
     rundir.write_atomic = lambda path, data: calls.append(path.name) or real(path, data)

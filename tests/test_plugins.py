@@ -16,7 +16,7 @@ from lth_prune import cli, imp, report
 from lth_prune.criteria import CRITERIA
 from lth_prune.data import DATASETS
 from lth_prune.imp import ExperimentConfig
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store import RunStore
 from lth_prune.models import MODELS
 from lth_prune.registry import load_plugins
 

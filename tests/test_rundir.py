@@ -1,4 +1,4 @@
-"""The run store (lth_prune.imp.rundir): lock, atomic writes, validated reads, layout."""
+"""The run store (lth_prune.imp.store.rundir): lock, atomic writes, validated reads, layout."""
 from __future__ import annotations
 
 import errno
@@ -17,7 +17,7 @@ import torch
 from lth_prune import analysis, imp
 from lth_prune.imp import ExperimentConfig, Results
 from lth_prune.imp.rewinding import RewindPoint
-from lth_prune.imp.rundir import RunDirectoryError, RunStore, TicketPath
+from lth_prune.imp.store import RunDirectoryError, RunStore, TicketPath
 
 FAST = dict(dataset="synthetic", iterations=4, rounds=2, controls=("random_pruning",))
 
@@ -40,7 +40,7 @@ def holder(tmp_path: Path):
     run_dir = tmp_path / "busy"
     code = textwrap.dedent(f"""
         import sys, time
-        from lth_prune.imp.rundir import RunStore
+        from lth_prune.imp.store import RunStore
         with RunStore({str(run_dir)!r}).lock():
             print("locked", flush=True)
             time.sleep(60)
@@ -99,7 +99,7 @@ def test_a_full_disk_names_the_file_and_keeps_what_finished(tmp_path, monkeypatc
         written["bytes"] += len(data)
         return real_write(fd, data)
 
-    monkeypatch.setattr("lth_prune.imp._files.os.write", disk_fills_at_level_2)
+    monkeypatch.setattr("lth_prune.imp.store.files.os.write", disk_fills_at_level_2)
     with pytest.raises(OSError) as error:
         imp.run(config, run_dir=run_dir, progress=False)
     message = str(error.value)

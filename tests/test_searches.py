@@ -10,7 +10,7 @@ import torch
 from lth_prune import imp, report
 from lth_prune.imp import ExperimentConfig
 from lth_prune.imp.branches.inverted_scores import inverted_masks
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store import RunStore
 from lth_prune.imp.searches import METHODS
 
 FAST = dict(dataset="synthetic", rounds=2, iterations=6, controls=())

@@ -1,5 +1,5 @@
 """Stability analysis in the experiment: the stability branch (lth_prune.imp.branches.stability)
-and instability against the rewind step (lth_prune.imp.stability, ``lth-prune stability``)."""
+and instability against the rewind step (lth_prune.studies.stability, ``lth-prune stability``)."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import pytest
 
 from lth_prune import cli, imp, report
 from lth_prune.imp import ExperimentConfig
-from lth_prune.imp.rundir import RunStore
-from lth_prune.imp.stability import RewindStability, rewind_stability
+from lth_prune.imp.store import RunStore
+from lth_prune.studies.stability import RewindStability, rewind_stability
 from lth_prune.report.stability import path_figure, stability_figure
 
 FAST = dict(dataset="synthetic", rounds=2, iterations=8, controls=("stability",))

@@ -12,8 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "lth_prune"
 # Each floor may import its own and the floors below it, never one above.
-FLOORS = {"core": 0, "imp": 1, "analysis": 2, "report": 3, "cli": 4, "__main__": 5}
-ABOVE_CORE = ("imp", "analysis", "report", "cli")
+FLOORS = {"core": 0, "imp": 1, "studies": 2, "analysis": 2, "report": 3, "cli": 4, "__main__": 5}
+ABOVE_CORE = ("imp", "studies", "analysis", "report", "cli")
 # The file names and folder prefixes of a run directory.
 LAYOUT = {"config.json", "results.json", "results.csv", "transfer.json", "record.json", "ticket.pt",
           "trained.pt", "rewind_points", ".lock"}
@@ -91,7 +91,7 @@ def _code_strings(tree: ast.Module) -> list[str]:
 
 @pytest.mark.parametrize(("module", "tree"), MODULES, ids=[name for name, _ in MODULES])
 def test_only_the_run_store_spells_out_the_run_directory(module, tree):
-    if module == "lth_prune.imp.rundir":
+    if module == "lth_prune.imp.store.rundir":
         return
     # Prose (help texts, messages) may name the files for the reader; code may not build them.
     spelled = [
@@ -103,7 +103,7 @@ def test_only_the_run_store_spells_out_the_run_directory(module, tree):
 
 @pytest.mark.parametrize(("module", "tree"), MODULES, ids=[name for name, _ in MODULES])
 def test_only_the_sweep_spells_out_the_sweep_directory(module, tree):
-    if module == "lth_prune.imp.sweep":
+    if module == "lth_prune.studies.sweep":
         return
     spelled = [text for text in _code_strings(tree) if text in SWEEP_LAYOUT]
     assert spelled == [], f"{module} spells out the sweep directory's layout: {spelled}"
@@ -127,8 +127,8 @@ def test_only_the_core_knows_torchs_reparametrisation():
 
 def test_the_checks_see_the_package():
     names = {name for name, _ in MODULES}
-    assert {"lth_prune.imp.rundir", "lth_prune.imp.experiment", "lth_prune.report.figures", "lth_prune._reparam"} <= names
-    assert _floor("lth_prune.imp.rundir") == 1 and _floor("lth_prune.masks") == 0 and _floor("lth_prune") == 0
+    assert {"lth_prune.imp.store.rundir", "lth_prune.imp.experiment", "lth_prune.report.figures", "lth_prune._reparam"} <= names
+    assert _floor("lth_prune.imp.store.rundir") == 1 and _floor("lth_prune.masks") == 0 and _floor("lth_prune") == 0
     assert all(_floor(f"lth_prune.{top}.x") > 0 for top in ABOVE_CORE)
     assert LAYOUT_PARTS.search("level_") and LAYOUT_PARTS.search(r"seed_(\d+)") and not LAYOUT_PARTS.search("seed_overlap")
 

@@ -1,4 +1,4 @@
-"""Sweeps (lth_prune.imp.sweep, ``lth-prune sweep``): a grid, one job per run, resumed."""
+"""Sweeps (lth_prune.studies.sweep, ``lth-prune sweep``): a grid, one job per run, resumed."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ import pytest
 
 from lth_prune import cli
 from lth_prune.imp import ExperimentConfig
-from lth_prune.imp import sweep as sweep_module
-from lth_prune.imp.sweep import sweep
+from lth_prune.studies import sweep as sweep_module
+from lth_prune.studies.sweep import sweep
 
 BASE = ExperimentConfig(dataset="synthetic", rounds=1, iterations=2, controls=())
 

@@ -212,7 +212,7 @@ def _numbers(results: imp.Results) -> list[dict]:
 def test_a_killed_transfer_resumes_to_the_results_of_an_uninterrupted_one(source_run, tmp_path, monkeypatch):
     # A transfer is a run of method "transfer" through the one level loop: it checkpoints and
     # resumes as any run, from transfer() and from lth-prune run --resume alike.
-    from lth_prune.imp.rundir import RunStore
+    from lth_prune.imp.store import RunStore
 
     target = SOURCE.replace(controls=default_controls())
     whole = transfer(source_run, target, data=_target_data(), run_dir=tmp_path / "whole", progress=False)

@@ -1,6 +1,6 @@
 """The tickets of a run directory: their masks, their initial values, and how they overlap.
 
-Everything is read through the run store (:class:`lth_prune.imp.rundir.RunStore`). A layer a
+Everything is read through the run store (:class:`lth_prune.imp.store.RunStore`). A layer a
 ticket does not prune (every layer at level 0) gets an all-``True`` mask, so every level of a
 run has a mask for every prunable layer and any two levels compare. :mod:`lth_prune.report`
 turns the results into tables and figures.
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from lth_prune.analysis.overlap import OverlapMatrix, mask_overlap, overlap_matrix
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store import RunStore
 from lth_prune.layers import PRUNABLE_TENSORS
 
 __all__ = ["finished_levels", "init_values", "level_overlap", "load_masks", "run_overlap", "seed_overlap"]

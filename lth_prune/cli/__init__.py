@@ -42,7 +42,7 @@ from lth_prune.cli._settings import (
 from lth_prune.cli._stability import add_stability_parser
 from lth_prune.cli._sweep import add_sweep_parser
 from lth_prune.cli._transfer import add_transfer_parser
-from lth_prune.imp.rundir import RunDirectoryError, RunStore
+from lth_prune.imp.store import RunDirectoryError, RunStore
 from lth_prune.report import anatomy
 
 __all__ = ["build_parser", "config_from_args", "main"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from lth_prune import analysis, imp
 from lth_prune.cli._settings import WIDTH, HelpFormatter, fail
-from lth_prune.imp.rundir import RunDirectoryError
+from lth_prune.imp.store import RunDirectoryError
 from lth_prune.report import compare
 
 NOTES = """\

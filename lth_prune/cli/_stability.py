@@ -1,4 +1,4 @@
-"""``lth-prune stability``: instability of the dense network against the rewind step (:mod:`lth_prune.imp.stability`)."""
+"""``lth-prune stability``: instability of the dense network against the rewind step (:mod:`lth_prune.studies.stability`)."""
 from __future__ import annotations
 
 import argparse
@@ -10,8 +10,8 @@ from tabulate import tabulate
 
 from lth_prune import imp
 from lth_prune.cli._settings import WIDTH, HelpFormatter, add_setting_arguments, config_from_args, fail
-from lth_prune.imp.rundir import RunDirectoryError, RunStore
-from lth_prune.imp.stability import rewind_stability
+from lth_prune.imp.store import RunDirectoryError, RunStore
+from lth_prune.studies.stability import rewind_stability
 from lth_prune.report.stability import plot_rewind_stability
 
 # The settings of how the dense network trains; those of pruning do not apply.

@@ -1,4 +1,4 @@
-"""``lth-prune sweep``: a grid of settings, one job per run (:mod:`lth_prune.imp.sweep`)."""
+"""``lth-prune sweep``: a grid of settings, one job per run (:mod:`lth_prune.studies.sweep`)."""
 from __future__ import annotations
 
 import argparse
@@ -8,8 +8,8 @@ from typing import Any
 
 from lth_prune import imp
 from lth_prune.cli._settings import WIDTH, HelpFormatter, add_setting_arguments, config_from_args, fail, parse_value
-from lth_prune.imp.rundir import RunDirectoryError
-from lth_prune.imp.sweep import EXECUTORS, sweep
+from lth_prune.imp.store import RunDirectoryError
+from lth_prune.studies.sweep import EXECUTORS, sweep
 from lth_prune.report import compare
 
 NOTES = """\

@@ -9,7 +9,7 @@ from typing import Any
 
 from lth_prune import imp, report
 from lth_prune.cli._settings import WIDTH, HelpFormatter, add_setting_arguments, config_from_args, fail, show_default
-from lth_prune.imp.rundir import RunDirectoryError, RunStore, TicketPath
+from lth_prune.imp.store import RunDirectoryError, RunStore, TicketPath
 from lth_prune.imp.transfer import default_controls, read_transfer, transfer
 
 # The settings of how a network trains on the target data; how the source pruned stays its own.

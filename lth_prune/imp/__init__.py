@@ -12,7 +12,7 @@ from __future__ import annotations
 from lth_prune.imp.branches import BRANCHES
 from lth_prune.imp.config import PRESETS, ExperimentConfig
 from lth_prune.imp.experiment import run
-from lth_prune.imp.results import METRICS, Results
+from lth_prune.imp.store import METRICS, Results
 from lth_prune.imp.rewinding import REWIND_POLICIES
 from lth_prune.imp.searches import METHODS
 

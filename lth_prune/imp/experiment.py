@@ -7,7 +7,7 @@ config names from the level's ticket, and checkpoints. Everything the loop asks 
 elsewhere: the settings' checks (:mod:`~lth_prune.imp.setup`), the masks
 (:mod:`~lth_prune.imp.pruning`), the rewinding (:mod:`~lth_prune.imp.rewinding`), the branches
 (:mod:`~lth_prune.imp.branches`), one network's training (:mod:`~lth_prune.imp.phases`) and
-the run directory (:mod:`~lth_prune.imp.rundir`).
+the run directory (:mod:`~lth_prune.imp.store.rundir`).
 """
 from __future__ import annotations
 
@@ -25,8 +25,7 @@ from lth_prune.imp.branches import BRANCHES, LevelTicket
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.jobs import map_in_workers
 from lth_prune.imp.phases import sparsity_record, train_network, trainer
-from lth_prune.imp.results import Results
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store import Results, RunStore
 from lth_prune.imp.searches import METHODS
 from lth_prune.imp.setup import ModelSource, Setup, prepare
 from lth_prune.imp.tensorboard import RunLogger

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from lth_prune.data import DATASETS
 from lth_prune.imp import Results
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store import RunStore
 from lth_prune.models import MODELS
 from lth_prune.report._cells import several_seeds
 from lth_prune.report._drawing import (
@@ -102,7 +102,7 @@ def plot_run(run_dir: str | os.PathLike[str]) -> list[Path]:
 
     Raises:
         FileNotFoundError: if ``run_dir`` holds no results.
-        lth_prune.imp.rundir.RunDirectoryError: if its results are unreadable.
+        lth_prune.imp.store.RunDirectoryError: if its results are unreadable.
 
     Example:
         >>> import tempfile

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from lth_prune.data import DATASETS
 from lth_prune.imp import Results
-from lth_prune.imp.stability import RewindStability
+from lth_prune.studies.stability import RewindStability
 from lth_prune.models import MODELS
 from lth_prune.report._cells import several_seeds
 from lth_prune.report._drawing import (
@@ -124,7 +124,7 @@ def rewind_stability_figure(steps: Sequence[int], instability: Sequence[float], 
 
 def plot_rewind_stability(result: RewindStability, out_dir: str | os.PathLike[str]) -> list[Path]:
     """Write ``stability_rewind`` (instability against k) and ``stability_paths`` (the error
-    along each path), PNG and SVG, for a :func:`lth_prune.imp.stability.rewind_stability` result.
+    along each path), PNG and SVG, for a :func:`lth_prune.studies.stability.rewind_stability` result.
 
     Returns:
         The paths written.

@@ -18,7 +18,7 @@ from lth_prune.training import LearningRateSchedule
 # The settings (lth_prune.imp.config) ask METHODS when they are checked, and the setup and the
 # run store are built on the settings: so this module names their types without importing them.
 Setup = Any  # lth_prune.imp.setup.Setup
-RunStore = Any  # lth_prune.imp.rundir.RunStore
+RunStore = Any  # lth_prune.imp.store.RunStore
 ExperimentConfig = Any  # lth_prune.imp.config.ExperimentConfig
 DataSplits = Any  # lth_prune.data.DataSplits
 

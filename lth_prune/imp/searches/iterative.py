@@ -12,7 +12,7 @@ from lth_prune import distributed
 from lth_prune.layers import prunable_layers, prunable_tensor, tensor_key
 from lth_prune.imp.pruning import prune_level
 from lth_prune.imp.rewinding import RewindPoint
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store import RunStore
 from lth_prune.imp.searches.base import METHODS, LevelStart, Search
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.imp.setup import Setup, make_optimizer

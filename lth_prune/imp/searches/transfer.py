@@ -17,7 +17,7 @@ from lth_prune.data import DataSplits
 from lth_prune.imp.branches.random_pruning import random_masks
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.rewinding import RewindPoint
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store import RunStore
 from lth_prune.imp.searches.base import METHODS, LevelStart, Search
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.imp.setup import Setup

@@ -40,8 +40,7 @@ from lth_prune.data import DataSplits
 from lth_prune.imp.branches import BRANCHES
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.experiment import run
-from lth_prune.imp.results import Results
-from lth_prune.imp.rundir import TRANSFER_FILE, RunStore
+from lth_prune.imp.store import TRANSFER_FILE, Results, RunStore
 from lth_prune.imp.transfer.fitting import resize_inputs
 
 __all__ = ["TRANSFER_FILE", "default_controls", "read_transfer", "resize_inputs", "transfer"]

@@ -18,7 +18,7 @@ from lth_prune.layers import output_layer
 from lth_prune.data import DataSplits, load_dataset
 from lth_prune.data.splits import channel_statistics, normalise_
 from lth_prune.imp.config import ExperimentConfig
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store import RunStore
 from lth_prune.rewind import capture_state
 
 __all__ = ["FittedTicket", "TransferPlan", "plan_transfer", "resize_inputs"]

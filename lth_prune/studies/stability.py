@@ -23,7 +23,7 @@ from lth_prune.connectivity import interpolation_path
 from lth_prune.data import DataSplits
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.phases import train_network
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store import RunStore
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.imp.setup import ModelSource, make_optimizer, prepare
 from lth_prune.rewind import capture_state, restore_state

@@ -1,5 +1,5 @@
 """Files that survive crashes and concurrent writers: an exclusive lock, atomic writes, and reads
-that name the file when it is damaged. The mechanism only; :mod:`lth_prune.imp.rundir` owns which
+that name the file when it is damaged. The mechanism only; :mod:`lth_prune.imp.store.rundir` owns which
 files a run directory holds.
 """
 from __future__ import annotations

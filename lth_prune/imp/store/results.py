@@ -1,7 +1,7 @@
 """Results of an IMP run: per-level means and spreads over seeds, as a table's rows.
 
 :class:`Results` aggregates the per-seed level records a run (or a transfer) produced; the run
-store (:mod:`lth_prune.imp.rundir`) writes and reads them as ``results.json`` and
+store (:mod:`lth_prune.imp.store.rundir`) writes and reads them as ``results.json`` and
 ``results.csv``.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from lth_prune.imp.branches import BRANCHES
 from lth_prune.imp.config import ExperimentConfig
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store.rundir import RunStore
 from lth_prune.imp.searches.base import METHODS
 
 __all__ = ["Results", "METRICS"]

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from lth_prune.imp._files import json_bytes, read_json, write_atomic
+from lth_prune.imp.store.files import json_bytes, read_json, write_atomic
 from lth_prune.imp.config import EXECUTION_SETTINGS, ExperimentConfig
 from lth_prune.imp.experiment import run
-from lth_prune.imp.results import Results
-from lth_prune.imp.rundir import RunStore
+from lth_prune.imp.store import Results, RunStore
 
 __all__ = ["EXECUTORS", "SweepRun", "run_job", "sweep"]
 

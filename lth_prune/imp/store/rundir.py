@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, Callable, Union
 import torch
 from torch import Tensor
 
-from lth_prune.imp._files import (
+from lth_prune.imp.store.files import (
     RunDirectoryError,
     RunLock,
     json_bytes,

@@ -16,7 +16,7 @@ import pytest
 import lth_prune
 from lth_prune import cli
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 API_PAGE = DOCS / "api.rst"
 # Every module whose __all__ is public API, documented on the API page. Implementation modules
 # (lth_prune.methods, lth_prune.rewind, ...) are covered through lth_prune's re-exports.

@@ -32,7 +32,7 @@ def _remaining(counts: list[int], rates: list[float], rounds: int) -> list[int]:
     return counts
 
 
-# Every method that finds its own tickets (a transfer trains another run's: tests/test_transfer.py).
+# Every method that finds its own tickets (a transfer trains another run's: tests/imp/test_transfer.py).
 @pytest.mark.parametrize("method", [m for m in imp.METHODS if m not in ("imp", "transfer")])
 def test_every_method_reaches_imps_sparsity_and_shares_its_dense_level(method):
     results = imp.run(ExperimentConfig(**FAST, method=method), progress=False)

@@ -7,7 +7,7 @@ keeps it working), raised the right exception with a vaguer message that now nam
 file, the batch, what was found: "sharpened"), or was a raw, misleading or missing error until
 the "bad input and faults" work ("fixed"). The fixes that are behaviour rather than errors -- masks that select, so a NaN
 or inf never moves a pruned weight, and copies of pruned models -- are tested where they live
-(tests/test_masked_training.py, tests/test_reparam.py, tests/test_methods.py).
+(tests/sparse/test_masked_training.py, tests/test_reparam.py, tests/test_methods.py).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from lth_prune import (
 )
 from lth_prune.data import InMemoryLoader, load_dataset, read_idx
 from lth_prune.tickets import read_ticket
-from test_data import write_cifar10
+from tests.datafiles import write_cifar10
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import pytest
 
 import lth_prune
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "lth_prune"
 
 

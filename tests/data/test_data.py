@@ -29,6 +29,7 @@ from lth_prune.data import (
 )
 from lth_prune.data import files
 from lth_prune.data.sampling import stratified_indices
+from tests.datafiles import write_cifar10
 
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_TYPE_CODES = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C, np.dtype(">f4"): 0x0D}
@@ -60,45 +61,6 @@ def write_mnist_files(directory: Path, *, train: int = 40, test: int = 10, compr
     for filename, array in arrays.items():
         write_idx(directory / (filename + (".gz" if compress else "")), array, compress=compress)
     return arrays
-
-
-class Py2Str(bytes):
-    """A Python 2 ``str``: pickled as (SHORT_)BINSTRING, as in the real CIFAR-10 batches."""
-
-
-class Py2Pickler(pickle._Pickler):  # the pure-Python pickler, whose dispatch table can be extended
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def save_py2_str(self, obj: Py2Str) -> None:
-        if len(obj) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + bytes(obj))
-        else:
-            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + bytes(obj))
-
-    dispatch[Py2Str] = save_py2_str
-
-
-def write_cifar10(root: Path, *, per_batch: int = 4, test: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
-    """Write a tiny ``cifar-10-batches-py`` in the on-disk format of the official release."""
-    rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    written: dict[str, np.ndarray] = {}
-    batches = [(f"data_batch_{index}", per_batch) for index in range(1, 6)] + [("test_batch", test)]
-    for offset, (filename, count) in enumerate(batches):
-        pixels = rng.integers(0, 256, (count, 3072), dtype=np.uint8)
-        labels = [int(label) for label in (np.arange(count) + offset) % 10]
-        entry = {Py2Str(b"batch_label"): Py2Str(filename.encode()), Py2Str(b"labels"): labels,
-                 Py2Str(b"data"): pixels, Py2Str(b"filenames"): [Py2Str(b"x.png")] * count}
-        with (folder / filename).open("wb") as handle:
-            Py2Pickler(handle, protocol=2).dump(entry)
-        written[filename + "/data"], written[filename + "/labels"] = pixels, np.array(labels)
-    names = [Py2Str(name.encode()) for name in ("airplane", "automobile", "bird", "cat", "deer", "dog",
-                                                 "frog", "horse", "ship", "truck")]
-    meta = {Py2Str(b"num_cases_per_batch"): per_batch, Py2Str(b"label_names"): names, Py2Str(b"num_vis"): 3072}
-    with (folder / "batches.meta").open("wb") as handle:
-        Py2Pickler(handle, protocol=2).dump(meta)
-    return written
 
 
 def pixels(images: torch.Tensor, splits: DataSplits, scale: float) -> np.ndarray:

@@ -20,7 +20,7 @@ from lth_prune.imp.store import RunStore
 from lth_prune.models import MODELS
 from lth_prune.registry import load_plugins
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = str(ROOT / "docs" / "examples" / "my_extensions.py")
 FAST = dict(dataset="stripes", rounds=2, iterations=12, eval_every=6, plugins=(PLUGIN,))
 # One run per kind of entry: the model, data set, method and branch together; the rewind mode

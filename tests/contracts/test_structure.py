@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "lth_prune"
 # Each floor may import its own and the floors below it, never one above.
 FLOORS = {"core": 0, "imp": 1, "studies": 2, "analysis": 2, "report": 3, "cli": 4, "__main__": 5}
@@ -183,3 +183,21 @@ def test_tests_ask_for_an_extra_with_the_marker_not_an_import(optional_extras):
         offending += [f"{path.name}: imports {top}" for top in _import_time_imports(tree) & modules]
         offending += [f"{path.name}: {match}" for match in re.findall(r"importorskip\(\s*['\"](\w+)", text) if match in modules]
     assert offending == []
+
+
+def test_tests_mirror_the_package():
+    # lth_prune/<module>.py -> tests/test_<module>.py; lth_prune/<package>/ -> tests/<package>/;
+    # the suites that cross every module (bad input, faults, structure, API surface, docs) sit
+    # in tests/contracts/.
+    tests = ROOT / "tests"
+    missing = []
+    for path in sorted(PACKAGE.iterdir()):
+        if path.is_dir() and (path / "__init__.py").is_file():
+            if not list((tests / path.name).glob("test_*.py")):
+                missing.append(f"tests/{path.name}/test_*.py")
+        elif path.suffix == ".py" and path.name not in ("__init__.py", "__main__.py"):
+            if not (tests / f"test_{path.stem.lstrip('_')}.py").is_file():
+                missing.append(f"tests/test_{path.stem.lstrip('_')}.py")
+    assert missing == [], f"package modules or folders without their tests: {missing}"
+    assert {"test_bad_input.py", "test_faults.py", "test_structure.py", "test_api.py", "test_docs.py"} <= {
+        path.name for path in (tests / "contracts").glob("test_*.py")}

@@ -21,14 +21,14 @@ from tqdm.auto import tqdm
 
 from lth_prune import distributed
 from lth_prune.data import DataSplits
+from lth_prune.execution.jobs import map_in_workers
+from lth_prune.execution.tensorboard import RunLogger
 from lth_prune.imp.branches import BRANCHES, LevelTicket
 from lth_prune.imp.config import ExperimentConfig
-from lth_prune.imp.jobs import map_in_workers
 from lth_prune.imp.phases import sparsity_record, train_network, trainer
 from lth_prune.imp.store import Results, RunStore
 from lth_prune.imp.searches import METHODS
 from lth_prune.imp.setup import ModelSource, Setup, prepare
-from lth_prune.imp.tensorboard import RunLogger
 from lth_prune.masks import get_masks
 from lth_prune.rewind import capture_state
 from lth_prune.tickets import save_ticket
@@ -156,7 +156,8 @@ def _run_seed(setup: Setup, seed: int, store: RunStore | None, writer: RunStore 
 
 def _levels(setup: Setup, seed: int, store: RunStore | None, writer: RunStore | None) -> list[dict[str, Any]]:
     config = setup.config
-    log = RunLogger(config, seed, setup.iterations) if config.tensorboard and distributed.is_main_process() else None
+    log = (RunLogger(config.tensorboard, config.to_dict(), seed, setup.iterations)
+           if config.tensorboard and distributed.is_main_process() else None)
     try:
         return _level_loop(setup, seed, store, writer, log)
     finally:

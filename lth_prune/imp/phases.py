@@ -15,10 +15,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from lth_prune import distributed
+from lth_prune.execution.tensorboard import RunLogger
 from lth_prune.imp.branches import Trainer
 from lth_prune.imp.seeding import derive_seed
 from lth_prune.imp.setup import Setup, make_optimizer
-from lth_prune.imp.tensorboard import RunLogger
 from lth_prune.masks import sparsity_report
 from lth_prune.sparse import masked_training
 from lth_prune.training import DivergenceError, LearningRateSchedule, TrainObserver, evaluate, train

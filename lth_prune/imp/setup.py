@@ -18,12 +18,12 @@ from torch import nn
 
 from lth_prune import distributed, models
 from lth_prune.data import DataSplits, InMemoryLoader, load_dataset, random_crop_flip
+from lth_prune.execution.tensorboard import check_tensorboard
 from lth_prune.imp.branches import BRANCHES
 from lth_prune.imp.config import ExperimentConfig
 from lth_prune.imp.pruning import check_pruning
 from lth_prune.imp.rewinding import REWIND_POLICIES, RewindPolicy
 from lth_prune.imp.searches.base import METHODS
-from lth_prune.imp.tensorboard import check_tensorboard
 from lth_prune.models.external import is_external
 from lth_prune.training import LearningRateSchedule
 
@@ -108,7 +108,7 @@ def prepare(
             inputs the model cannot take).
         FileNotFoundError: if the data set's files are not found.
     """
-    check_tensorboard(config, caller)
+    check_tensorboard(config.tensorboard, caller)
     device = device or resolve_device(config.device)
     if data is None:
         data = load_dataset(

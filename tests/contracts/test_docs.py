@@ -37,6 +37,7 @@ PUBLIC_MODULES = (
     "lth_prune.imp.searches",
     "lth_prune.imp.store",
     "lth_prune.imp.transfer",
+    "lth_prune.execution",
     "lth_prune.studies",
     "lth_prune.studies.stability",
     "lth_prune.studies.sweep",

@@ -1,4 +1,4 @@
-"""TensorBoard logs of a run (lth_prune.imp.tensorboard), read back with TensorBoard's own reader."""
+"""TensorBoard logs of a run (lth_prune.execution.tensorboard), read back with TensorBoard's own reader."""
 from __future__ import annotations
 
 import json

@@ -1,5 +1,8 @@
 """TensorBoard logs of a run (``ExperimentConfig.tensorboard`` / ``--tensorboard DIR``).
 
+The engine (:mod:`lth_prune.imp`) opens one :class:`RunLogger` per seed and hands each training
+its :meth:`RunLogger.phase` observer; this module knows TensorBoard, not the engine's settings.
+
 One TensorBoard run per seed, ``DIR/seed-<S>``, written with :mod:`torch.utils.tensorboard`:
 
 * ``<phase>/loss`` and ``<phase>/lr`` every :data:`LOG_EVERY` steps, ``<phase>/val_accuracy``
@@ -21,7 +24,6 @@ from typing import Any, Mapping
 from torch import Tensor, nn
 
 from lth_prune.layers import prunable_tensor, tensor_key
-from lth_prune.imp.config import ExperimentConfig
 from lth_prune.masks import get_masks, sparsity_report
 from lth_prune.training import Evaluation, TrainObserver
 
@@ -30,13 +32,13 @@ __all__ = ["LOG_EVERY", "RunLogger", "check_tensorboard"]
 LOG_EVERY = 20
 
 
-def check_tensorboard(config: ExperimentConfig, caller: str) -> None:
-    """Refuse ``tensorboard=`` before any work if TensorBoard is not installed.
+def check_tensorboard(directory: str | None, caller: str) -> None:
+    """Refuse a log ``directory`` before any work if TensorBoard is not installed (``None``: no logs).
 
     Raises:
         ValueError: naming the extra to install.
     """
-    if config.tensorboard is None:
+    if directory is None:
         return
     try:
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401
@@ -50,19 +52,20 @@ class RunLogger:
     """The TensorBoard run of one seed.
 
     Args:
-        config: the run's settings (``config.tensorboard`` is the log directory).
+        directory: the log directory (``ExperimentConfig.tensorboard``).
+        settings: the run's settings as JSON-ready values, logged as text.
         seed: the seed, whose run is ``<directory>/seed-<seed>``.
         iterations: optimizer steps per training, to put levels on one step axis.
     """
 
-    def __init__(self, config: ExperimentConfig, seed: int, iterations: int) -> None:
+    def __init__(self, directory: str, settings: Mapping[str, Any], seed: int, iterations: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        if config.tensorboard is None:
-            raise ValueError("RunLogger(): config.tensorboard must name a directory, got None.")
-        self.writer = SummaryWriter(str(Path(config.tensorboard) / f"seed-{seed}"))
+        if not isinstance(directory, str):
+            raise TypeError(f"RunLogger(): directory must be a path (str), got {directory!r}.")
+        self.writer = SummaryWriter(str(Path(directory) / f"seed-{seed}"))
         self.iterations = iterations
-        self.writer.add_text("config", "```\n" + json.dumps(config.to_dict(), indent=2) + "\n```", 0)
+        self.writer.add_text("config", "```\n" + json.dumps(dict(settings), indent=2) + "\n```", 0)
 
     def phase(self, level: int, phase: str) -> TrainObserver:
         """The observer of one training: the ticket's (``"ticket"``) or a branch's."""

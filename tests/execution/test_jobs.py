@@ -1,4 +1,4 @@
-"""Seeds in worker processes (lth_prune.imp.jobs): results in order, and workers die with their parent."""
+"""Seeds in worker processes (lth_prune.execution.jobs): results in order, and workers die with their parent."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lth_prune.imp.jobs import map_in_workers
+from lth_prune.execution.jobs import map_in_workers
 
 
 def test_results_come_back_in_argument_order():
@@ -39,7 +39,7 @@ def _alive(pid: int) -> bool:
 def test_workers_die_when_their_parent_is_killed(tmp_path):
     code = textwrap.dedent("""
         import time
-        from lth_prune.imp.jobs import map_in_workers
+        from lth_prune.execution.jobs import map_in_workers
         print("started", flush=True)
         map_in_workers(time.sleep, [(120,), (120,)], workers=2)
     """)

@@ -5,7 +5,6 @@ import copy
 import math
 import pickle
 
-import pytest
 import torch
 import torch.nn.utils.prune as prune
 from torch import nn

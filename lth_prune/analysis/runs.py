@@ -14,7 +14,7 @@ from typing import Union
 import torch
 from torch import Tensor
 
-from lth_prune.analysis.overlap import OverlapMatrix, mask_overlap, overlap_matrix
+from lth_prune.analysis.overlap import OverlapMatrix, overlap_matrix
 from lth_prune.imp.store import RunStore
 from lth_prune.layers import PRUNABLE_TENSORS
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from lth_prune.criteria.base import CRITERIA, Criterion, Scores, score_key, scored_weights
 from lth_prune.criteria.inputs import Batches

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.utils.prune as prune
+import torch.nn.utils.prune as prune  # noqa: F401 - the example in masked_training() uses it
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 

@@ -7,7 +7,6 @@ out-of-memory kill; the resume runs in the test process.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -21,6 +20,7 @@ from lth_prune import imp
 from lth_prune.imp import ExperimentConfig
 from lth_prune.imp.store import files as _files
 from lth_prune.imp.store import RunStore
+from tests.runs import numbers
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks a run to kill it"),
@@ -43,21 +43,11 @@ WHEN = ("before", "during", "after")
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[list[dict], Path]]:
     base = tmp_path_factory.mktemp("faults")
-    return {mode: (_strip(imp.run(_config(mode), run_dir=base / mode, progress=False)), base / mode) for mode in MODES}
+    return {mode: (numbers(imp.run(_config(mode), run_dir=base / mode, progress=False)), base / mode) for mode in MODES}
 
 
 def _config(mode: str) -> ExperimentConfig:
     return ExperimentConfig(**{**BASE, **MODES[mode]})
-
-
-def _strip(results: imp.Results) -> list[dict[str, Any]]:
-    levels = json.loads(json.dumps(results.levels))
-    for level in levels:
-        for key in ("seconds", "seconds_std"):
-            level.pop(key, None)
-        for record in level["seeds"]:
-            record.pop("seconds", None)
-    return levels
 
 
 def _killed_run(config: ExperimentConfig, run_dir: Path, write: int, when: str) -> None:
@@ -102,7 +92,7 @@ def _arm(write: int, when: str) -> None:
 def _check_resume(mode: str, run_dir: Path, uninterrupted: dict[str, tuple[list[dict], Path]]) -> None:
     expected, whole_dir = uninterrupted[mode]
     resumed = imp.run(_config(mode), run_dir=run_dir, resume=True, progress=False)
-    assert _strip(resumed) == expected
+    assert numbers(resumed) == expected
     whole, again = RunStore(whole_dir), RunStore(run_dir)
     for level in range(BASE["rounds"] + 1):
         assert all(torch.equal(a, b) for a, b in zip(whole.trained(level, 0)[1].values(), again.trained(level, 0)[1].values()))
@@ -118,7 +108,7 @@ def test_killed_at_every_write_resumes_to_the_same_run(write, when, tmp_path, un
     _killed_run(_config("init"), run_dir, write, when)
     if not RunStore(run_dir).holds_run():
         run_dir = tmp_path / "run"  # killed before its config was written: there is nothing to resume
-        assert _strip(imp.run(_config("init"), run_dir=run_dir, progress=False)) == uninterrupted["init"][0]
+        assert numbers(imp.run(_config("init"), run_dir=run_dir, progress=False)) == uninterrupted["init"][0]
         return
     _check_resume("init", run_dir, uninterrupted)
 

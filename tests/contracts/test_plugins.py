@@ -16,9 +16,9 @@ from lth_prune import cli, imp, report
 from lth_prune.criteria import CRITERIA
 from lth_prune.data import DATASETS
 from lth_prune.imp import ExperimentConfig
-from lth_prune.imp.store import RunStore
 from lth_prune.models import MODELS
 from lth_prune.registry import load_plugins
+from tests.runs import die_at_level, numbers
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = str(ROOT / "docs" / "examples" / "my_extensions.py")
@@ -48,15 +48,6 @@ def _lth_prune(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "lth_prune", *arguments], cwd=cwd, env=environment,
                           capture_output=True, text=True, timeout=300)
-
-
-def _numbers(results: imp.Results) -> list[dict]:
-    """Every level's measurements but how long they took."""
-    levels = json.loads(json.dumps(results.levels))
-    for record in [*levels, *(seed for level in levels for seed in level["seeds"])]:
-        record.pop("seconds", None)
-        record.pop("seconds_std", None)
-    return levels
 
 
 def test_the_plugin_registers_one_entry_of_each_kind():
@@ -105,20 +96,13 @@ def test_the_command_line_lists_them_in_help_and_runs_them(tmp_path, capsys):
 def test_a_killed_run_resumes_reports_and_compares_in_processes_never_told_of_the_plugin(tmp_path, monkeypatch):
     config = ExperimentConfig(**FAST, **SEARCH_RUN)
     whole = imp.run(config, run_dir=tmp_path / "whole", progress=False)
-    original = RunStore.save_level
-
-    def dies_at_level_2(self, record, *args):
-        if record["level"] == 2:
-            raise KeyboardInterrupt("killed")
-        original(self, record, *args)
-
-    monkeypatch.setattr(RunStore, "save_level", dies_at_level_2)
+    die_at_level(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         imp.run(config, run_dir=tmp_path / "killed", progress=False)
     monkeypatch.undo()
     resumed = _lth_prune("run", "--out", str(tmp_path / "killed"), "--resume", "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert _numbers(imp.Results.load(tmp_path / "killed")) == _numbers(whole)
+    assert numbers(imp.Results.load(tmp_path / "killed")) == numbers(whole)
     shown = _lth_prune("report", str(tmp_path / "killed"), "--plots", cwd=tmp_path)
     assert shown.returncode == 0 and "signed reinit (%)" in shown.stdout, shown.stderr
     imp.run(ExperimentConfig(**FAST, **REWIND_RUN), run_dir=tmp_path / "rewind", progress=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lth_prune import imp, masks as masks_module, models
+from lth_prune import masks as masks_module, models
 from lth_prune.imp.branches import BRANCHES, Branch, LevelTicket
 from lth_prune.imp.branches.random_pruning import random_masks
 from lth_prune.imp.rewinding import RewindPoint

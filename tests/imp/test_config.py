@@ -1,7 +1,6 @@
 """ExperimentConfig (lth_prune.imp.config): validation, presets and the pinned run names."""
 from __future__ import annotations
 
-import math
 
 import pytest
 

@@ -12,18 +12,9 @@ from lth_prune import imp, report
 from lth_prune.data import make_synthetic
 from lth_prune.imp import ExperimentConfig
 from lth_prune.imp.store import RunStore
+from tests.runs import die_at_level, numbers
 
 FAST = dict(dataset="synthetic", epochs=2.0, batch_size=32, rounds=2, controls=())
-
-
-def _strip_timing(results: imp.Results) -> list[dict]:
-    levels = json.loads(json.dumps(results.levels))
-    for level in levels:
-        level.pop("seconds", None)
-        level.pop("seconds_std", None)
-        for record in level["seeds"]:
-            record.pop("seconds", None)
-    return levels
 
 
 def _expected_layer_counts(totals: list[int], rates: list[float], rounds: int) -> list[int]:
@@ -65,7 +56,7 @@ def test_global_pruning_and_one_shot_reach_the_same_sparsity():
 def test_same_seed_same_results_and_seeds_aggregate():
     config = ExperimentConfig(**{**FAST, "seeds": (0, 1)})
     first, second = imp.run(config, progress=False), imp.run(config, progress=False)
-    assert _strip_timing(first) == _strip_timing(second)
+    assert numbers(first) == numbers(second)
     level = first.levels[1]
     accuracies = [record["test_accuracy"] for record in level["seeds"]]
     assert level["test_accuracy"] == pytest.approx(sum(accuracies) / 2)
@@ -118,22 +109,14 @@ RESUMED = {
 def test_a_run_killed_after_a_level_resumes_to_the_same_result(variant, tmp_path, monkeypatch, device):
     config = ExperimentConfig(**{**FAST, "rounds": 3, "controls": tuple(imp.BRANCHES.names()[:4]), **RESUMED[variant], "device": str(device)})
     whole = imp.run(config, run_dir=tmp_path / "whole", progress=False)
-    original, saved = RunStore.save_level, []
-
-    def dies_at_level_2(self, record, *args):
-        if record["level"] == 2:
-            raise KeyboardInterrupt("killed")
-        saved.append(record["level"])
-        original(self, record, *args)
-
-    monkeypatch.setattr(RunStore, "save_level", dies_at_level_2)
+    saved = die_at_level(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         imp.run(config, run_dir=tmp_path / "killed", progress=False)
-    monkeypatch.setattr(RunStore, "save_level", original)
+    monkeypatch.undo()
     assert saved == [0, 1] and RunStore(tmp_path / "killed").finished_levels(0) == [0, 1]
     assert not (tmp_path / "killed" / ".lock").exists()  # the lock went with the run
     resumed = imp.run(config, run_dir=tmp_path / "killed", resume=True, progress=False)
-    assert _strip_timing(resumed) == _strip_timing(whole)
+    assert numbers(resumed) == numbers(whole)
 
 
 def test_a_run_killed_inside_a_level_redoes_only_that_level(tmp_path, monkeypatch):
@@ -155,7 +138,7 @@ def test_a_run_killed_inside_a_level_redoes_only_that_level(tmp_path, monkeypatc
     monkeypatch.setattr(imp.experiment, "train_network", _counting(imp.experiment.train_network, trained))
     resumed = imp.run(config, run_dir=tmp_path / "killed", resume=True, progress=False)
     assert trained == [1, 2]  # the tickets of levels 1 and 2; level 0 was not trained again
-    assert _strip_timing(resumed) == _strip_timing(whole)
+    assert numbers(resumed) == numbers(whole)
 
 
 def _counting(function, calls):

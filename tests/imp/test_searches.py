@@ -2,7 +2,6 @@
 initialization, gradual magnitude pruning; and the inverted-scores sanity check."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
@@ -10,20 +9,11 @@ import torch
 from lth_prune import imp, report
 from lth_prune.imp import ExperimentConfig
 from lth_prune.imp.branches.inverted_scores import inverted_masks
-from lth_prune.imp.store import RunStore
 from lth_prune.imp.searches import METHODS
+from tests.runs import die_at_level, numbers
 
 FAST = dict(dataset="synthetic", rounds=2, iterations=6, controls=())
 LAYERS = [64 * 300, 300 * 100, 100 * 4]  # LeNet-300-100 on the 8x8 synthetic data, 4 classes
-
-
-def _strip(results: imp.Results) -> list[dict]:
-    levels = json.loads(json.dumps(results.levels))
-    for level in levels:
-        level.pop("seconds", None), level.pop("seconds_std", None)
-        for record in level["seeds"]:
-            record.pop("seconds", None)
-    return levels
 
 
 def _remaining(counts: list[int], rates: list[float], rounds: int) -> list[int]:
@@ -69,19 +59,12 @@ def test_a_killed_run_of_another_method_resumes_to_the_same_result(method, tmp_p
     controls = ("random_pruning",) if method == "gmp" else ("random_pruning", "inverted_scores")
     config = ExperimentConfig(**{**FAST, "controls": controls}, method=method)
     whole = imp.run(config, run_dir=tmp_path / "whole", progress=False)
-    original = RunStore.save_level
-
-    def dies_at_level_2(self, record, *args):
-        if record["level"] == 2:
-            raise KeyboardInterrupt("killed")
-        original(self, record, *args)
-
-    monkeypatch.setattr(RunStore, "save_level", dies_at_level_2)
+    die_at_level(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         imp.run(config, run_dir=tmp_path / "killed", progress=False)
     monkeypatch.undo()
     resumed = imp.run(config, run_dir=tmp_path / "killed", resume=True, progress=False)
-    assert _strip(resumed) == _strip(whole)
+    assert numbers(resumed) == numbers(whole)
 
 
 def test_the_inverted_branch_keeps_the_lowest_scored_weights_of_each_layer():

@@ -12,6 +12,7 @@ from lth_prune import analysis, imp, report
 from lth_prune.data import make_synthetic
 from lth_prune.imp.transfer import default_controls, read_transfer, resize_inputs, transfer
 from lth_prune.tickets import read_ticket
+from tests.runs import die_at_level, numbers
 
 # The module, not the function of the same name that lth_prune.imp may re-export.
 transfer_module = importlib.import_module("lth_prune.imp.transfer")
@@ -200,15 +201,6 @@ def test_resize_inputs_resizes_adapts_channels_and_renormalizes():
         resize_inputs(data, (8, 8))
 
 
-def _numbers(results: imp.Results) -> list[dict]:
-    """Every level's measurements but how long they took."""
-    levels = json.loads(json.dumps(results.levels))
-    for record in [*levels, *(seed for level in levels for seed in level["seeds"])]:
-        record.pop("seconds", None)
-        record.pop("seconds_std", None)
-    return levels
-
-
 def test_a_killed_transfer_resumes_to_the_results_of_an_uninterrupted_one(source_run, tmp_path, monkeypatch):
     # A transfer is a run of method "transfer" through the one level loop: it checkpoints and
     # resumes as any run, from transfer() and from lth-prune run --resume alike.
@@ -216,15 +208,7 @@ def test_a_killed_transfer_resumes_to_the_results_of_an_uninterrupted_one(source
 
     target = SOURCE.replace(controls=default_controls())
     whole = transfer(source_run, target, data=_target_data(), run_dir=tmp_path / "whole", progress=False)
-    original, saved = RunStore.save_level, []
-
-    def dies_at_level_2(self, record, *args):
-        if record["level"] == 2:
-            raise KeyboardInterrupt("killed")
-        saved.append(record["level"])
-        original(self, record, *args)
-
-    monkeypatch.setattr(RunStore, "save_level", dies_at_level_2)
+    saved = die_at_level(monkeypatch, 2)
     for name in ("killed", "killed-again"):
         with pytest.raises(KeyboardInterrupt):
             transfer(source_run, target, data=_target_data(), run_dir=tmp_path / name, progress=False)
@@ -233,9 +217,9 @@ def test_a_killed_transfer_resumes_to_the_results_of_an_uninterrupted_one(source
     with pytest.raises(ValueError, match=r"transfer\(\): run_dir .* already holds a run; pass resume=True"):
         transfer(source_run, target, data=_target_data(), run_dir=tmp_path / "killed", progress=False)
     resumed = transfer(source_run, target, data=_target_data(), run_dir=tmp_path / "killed", resume=True, progress=False)
-    assert _numbers(resumed) == _numbers(whole)
+    assert numbers(resumed) == numbers(whole)
     assert resumed.config.method == "transfer" and read_transfer(tmp_path / "killed") == read_transfer(tmp_path / "whole")
     # The saved settings say it is a transfer: a plain resume continues it as one, not as IMP.
     again = imp.run(RunStore(tmp_path / "killed-again").read_config(), run_dir=tmp_path / "killed-again", resume=True,
                     data=_target_data(), progress=False)
-    assert _numbers(again) == _numbers(whole)
+    assert numbers(again) == numbers(whole)

@@ -6,7 +6,6 @@ import re
 
 import pytest
 import torch
-import torch.nn.functional as F
 import torch.nn.utils.prune as prune
 from torch import nn
 
@@ -14,7 +13,6 @@ import lth_prune
 from lth_prune import LotteryTicket, prunable
 from lth_prune.sparse import SparseConv2d, SparseLinear, load_sparse_state_dict, to_sparse
 from lth_prune.sparse import inference
-from lth_prune.sparse.modules import VectorizedMaxPool2d
 
 
 def _ticket(name: str, weights_remaining: float = 0.02) -> tuple[nn.Module, tuple[int, int, int]]:

@@ -26,12 +26,12 @@ file and what to do about it.
 from __future__ import annotations
 
 import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Union
 
-import torch
 from torch import Tensor
 
 from lth_prune.imp.store.files import (

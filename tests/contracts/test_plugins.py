@@ -125,3 +125,13 @@ def test_a_plugin_that_cannot_be_imported_is_refused_clearly(tmp_path):
     with pytest.raises(TypeError, match=r"ExperimentConfig: plugins must hold module names or \.py paths, got 3"):
         ExperimentConfig(plugins=(3,))
     assert ExperimentConfig(plugins=(PLUGIN,)).run_name() == ExperimentConfig().run_name()  # how, not what
+
+
+@pytest.mark.extra("sweep")
+def test_sweep_jobs_import_the_plugin_in_their_own_processes(tmp_path):
+    from lth_prune.studies.sweep import sweep
+
+    base = ExperimentConfig(**{**FAST, "rounds": 1}, **SEARCH_RUN)
+    runs = sweep(base, {"lr": [1e-3, 2e-3]}, sweep_dir=tmp_path, executor="local", timeout_min=10)
+    assert [run.results.config.method for run in runs] == ["iterative-snip"] * 2
+    assert all(run.results.levels[1]["signed_reinit_accuracy"] is not None for run in runs)

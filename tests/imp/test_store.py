@@ -202,3 +202,26 @@ def test_nan_in_a_record_reads_back_as_missing(finished, tmp_path):
     run_dir = _copy(finished, tmp_path / "copy")
     record = RunStore(run_dir).record(1, 0)
     assert all(not (isinstance(value, float) and math.isnan(value)) for value in record.values())
+
+
+def test_check_start_judges_fresh_resumable_and_foreign_directories(tmp_path):
+    config = ExperimentConfig(**{**FAST, "rounds": 1, "controls": ()})
+    store = RunStore(tmp_path / "run")
+    assert store.check_start(config, False, "f()")  # nothing there: fresh
+    with pytest.raises(ValueError, match=r"^f\(\): resume=True needs a run in run_dir"):
+        store.check_start(config, True, "f()")
+    imp.run(config, run_dir=store.run_dir, progress=False)
+    assert not store.check_start(config, True, "f()")  # the same settings: resumable
+    with pytest.raises(ValueError, match=r"^f\(\): run_dir .* already holds a run; pass resume=True"):
+        store.check_start(config, False, "f()")
+    with pytest.raises(ValueError, match=r"^g\(\): run_dir .* already holds a run; choose another directory\.$"):
+        store.check_start(config, False, "g()", resumable=False)
+    with pytest.raises(ValueError, match=r"resume needs the config the run started with; these settings differ: \['lr'\]"):
+        store.check_start(config.replace(lr=0.1), True, "f()")
+    # A transfer written before transfers were runs of their own method (no transfer_from).
+    store.write_transfer({"source_run": "elsewhere"})
+    with pytest.raises(ValueError, match=r"holds a transfer written before transfers were runs of their own method"):
+        store.check_start(config, True, "f()")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"run_dir must be a directory, got .*, which is a file"):
+        RunStore(tmp_path / "file").check_start(config, False, "f()")

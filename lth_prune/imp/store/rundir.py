@@ -251,7 +251,7 @@ class RunStore:
         if not resume:
             how = "pass resume=True (--resume) to continue it, or choose" if resumable else "choose"
             raise ValueError(f"{caller}: run_dir {str(self.run_dir)!r} already holds a run; {how} another directory.")
-        if self.read_transfer() is not None and saved.method != "transfer":
+        if self.read_transfer() is not None and saved.transfer_from is None:
             raise ValueError(
                 f"{caller}: run_dir {str(self.run_dir)!r} holds a transfer written before transfers were runs of their "
                 "own method, which cannot be resumed; transfer again into another directory."

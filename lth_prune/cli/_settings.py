@@ -173,7 +173,7 @@ def add_setting_arguments(
                 options.update(metavar="NAME", help=options["help"] + "; registered: " + ", ".join(choices))
             elif kind.base in _METAVARS:
                 options.update(metavar=_METAVARS[kind.base])
-            elif field.name.endswith("_dir") or field.name == "tensorboard":
+            elif field.name.endswith("_dir") or field.name in ("tensorboard", "transfer_from"):
                 options.update(metavar="DIR")
         group.add_argument(flag, **options)
 

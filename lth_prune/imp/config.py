@@ -62,7 +62,8 @@ class ExperimentConfig:
         method: how each level's ticket is found, a name from
             :data:`lth_prune.imp.METHODS`: ``"imp"`` (iterative magnitude pruning of the
             trained network, rewound), ``"gmp"`` (gradual magnitude pruning to the level's
-            sparsity during training, from 10 % to 75 % of the steps), or a criterion that
+            sparsity during training, from 10 % to 75 % of the steps), ``"transfer"`` (the tickets
+            of the run in ``transfer_from``, trained on this data set), or a criterion that
             prunes the freshly initialized network to the level's sparsity (``"snip"``,
             ``"grasp"``, ``"synflow"``, ``"magnitude-init"``, ``"random"``).
         rounds: pruning rounds; the run has ``rounds + 1`` levels (level 0 is dense).

@@ -1,9 +1,8 @@
 """The training loop, learning-rate schedules and evaluation."""
 from __future__ import annotations
 
-import contextlib
 import warnings
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ from torch import nn
 
 from lth_prune import training
 from lth_prune.training import DivergenceError, LearningRateSchedule, evaluate, train
+from tests.devices import no_sync_allowed
 
 
 def _batches(n: int = 64, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -76,7 +76,7 @@ def test_the_first_non_finite_loss_is_marked_on_the_device_without_a_wait(device
     losses = [torch.tensor(value, device=device) for value in (0.5, float("nan"), 0.25, float("inf"))]
     first_bad = None
     marks = []
-    with _no_sync_allowed(device):
+    with no_sync_allowed(device):
         for step, loss in enumerate(losses, start=1):
             first_bad = training._mark_first_bad(first_bad, loss, step)
             marks.append(first_bad)
@@ -119,20 +119,6 @@ def test_evaluate_reads_the_device_once_not_per_batch(device):
     if device.type == "cuda":
         one = _syncs(device, lambda: evaluate(model, batches[:1]))
         assert _syncs(device, lambda: evaluate(model, batches)) == one
-
-
-@contextlib.contextmanager
-def _no_sync_allowed(device: torch.device) -> Iterator[None]:
-    """On CUDA, any operation that waits for the device raises inside the block."""
-    if device.type != "cuda":
-        yield
-        return
-    torch.cuda.synchronize(device)
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        yield
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
 
 
 def _syncs(device: torch.device, run: Callable[[], object]) -> int:

@@ -1,7 +1,6 @@
 """Tests of lth_prune.data: idx reader, named data sets, splits, loader and augmentation."""
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import pickle
@@ -9,7 +8,6 @@ import struct
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -30,6 +28,7 @@ from lth_prune.data import (
 from lth_prune.data import files
 from lth_prune.data.sampling import stratified_indices
 from tests.datafiles import write_cifar10
+from tests.devices import no_sync_allowed
 
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_TYPE_CODES = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C, np.dtype(">f4"): 0x0D}
@@ -628,27 +627,13 @@ def test_crop_flip_validation() -> None:
 def test_random_crop_flip_on_the_device_reads_nothing_back(device: torch.device) -> None:
     images = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0)).to(device)
     augment = random_crop_flip(4, generator=torch.Generator(device=device).manual_seed(5))
-    with _no_sync_allowed(device):
+    with no_sync_allowed(device):
         result = augment(images)
     # The same draws, through the checked public function: the same crops.
     generator = torch.Generator(device=device).manual_seed(5)
     top, left = torch.randint(0, 9, (2, 16), generator=generator, device=device)
     flipped = torch.randint(0, 2, (16,), generator=generator, device=device).bool()
     assert torch.equal(result, crop_flip(images, top, left, flipped, padding=4))
-
-
-@contextlib.contextmanager
-def _no_sync_allowed(device: torch.device) -> Iterator[None]:
-    """On CUDA, any operation that waits for the device raises inside the block."""
-    if device.type != "cuda":
-        yield
-        return
-    torch.cuda.synchronize(device)
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        yield
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
 
 
 def _maybe_flip(crop: torch.Tensor, flip: bool) -> torch.Tensor:
